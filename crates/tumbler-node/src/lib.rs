@@ -1,0 +1,148 @@
+//! The tumbler node: a PostgreSQL-wire SQL listener and an HTTPS admin listener, both over TLS
+//! from the certs folder, with certificate reload on SIGHUP.
+//!
+//! Where things live:
+//! - [`run`] starts a node: signal handlers first, then the certificates, the store and the
+//!   listeners.
+//! - `reload` reads the certs folder into a new generation, checks it, and publishes it to
+//!   every listener at once; `signals` turns SIGHUP into reloads and SIGTERM/SIGINT into a
+//!   clean shutdown.
+//! - `sql` accepts SQL connections and authenticates clients by their certificate's CN.
+//! - `admin` serves `/health`, the certificates status API and the certificates page.
+//!
+//! The node reads only the certs folder (never a CA key) and its store.
+
+mod admin;
+mod reload;
+mod signals;
+mod sql;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tumbler_pki::{FileError, NodeCerts};
+use tumbler_tls::{Published, ReloadableTls, TlsConfigs, TlsError};
+
+pub use reload::{ReloadOutcome, Reloader};
+
+/// Settings of `tumbler start`.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The certs folder.
+    pub certs_dir: PathBuf,
+    /// The store folder.
+    pub store_dir: PathBuf,
+    /// Address of the SQL listener, `HOST:PORT`.
+    pub listen_addr: String,
+    /// Address of the HTTPS admin listener, `HOST:PORT`.
+    pub http_addr: String,
+}
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The certificates are invalid.
+    #[error("invalid certificates: {0}")]
+    Certificates(#[from] FileError),
+    /// rustls rejected the certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] tumbler_sql::StoreError),
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A signal handler cannot be installed.
+    #[error("installing the signal handlers failed: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Loads the certs folder into a generation ready to publish.
+///
+/// # Errors
+///
+/// Returns the loader's [`FileError`] or a [`TlsError`].
+pub fn load_generation(certs_dir: &std::path::Path) -> Result<Published, NodeError> {
+    let now = OffsetDateTime::now_utc();
+    let certs = NodeCerts::load(certs_dir, now)?;
+    let configs = TlsConfigs::build(&certs)?;
+    Ok(Published {
+        certs,
+        configs,
+        loaded_at: now,
+    })
+}
+
+/// Runs a node until SIGTERM or SIGINT.
+///
+/// # Errors
+///
+/// Returns a [`NodeError`] when start-up fails; once serving, errors are logged, not returned.
+pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
+    // Signals first: a SIGHUP that arrives while the node starts must never end the process.
+    let signals = signals::Signals::install().map_err(NodeError::Signals)?;
+    tracing::info!(
+        certs_dir = %config.certs_dir.display(),
+        store = %config.store_dir.display(),
+        "starting node"
+    );
+
+    let first = load_generation(&config.certs_dir)?;
+    log_generation(&first);
+    let tls = Arc::new(ReloadableTls::new(first));
+    let reloader = Arc::new(Reloader::new(config.certs_dir.clone(), tls.clone()));
+    let store = Arc::new(tumbler_sql::Store::open(&config.store_dir)?);
+
+    let sql_listener = bind(&config.listen_addr).await?;
+    let admin_listener = bind(&config.http_addr).await?;
+    let sql_addr = local_addr(&sql_listener);
+    let admin_addr = local_addr(&admin_listener);
+    tracing::info!(sql = %sql_addr, admin = %admin_addr, "listening");
+
+    let sql_task = tokio::spawn(sql::serve(sql_listener, tls.clone(), store));
+    let admin_task = tokio::spawn(admin::serve(admin_listener, tls, reloader.clone()));
+    signals.run(reloader).await;
+    sql_task.abort();
+    admin_task.abort();
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| NodeError::Bind {
+            addr: addr.to_owned(),
+            error,
+        })
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener.local_addr().map_or_else(
+        |_| "unknown".to_owned(),
+        |addr: SocketAddr| addr.to_string(),
+    )
+}
+
+fn log_generation(published: &Published) {
+    let node = published.certs.node_chain.first();
+    tracing::info!(
+        node_serial = node.map(|cert| cert.serial_hex()).unwrap_or_default(),
+        node_valid_until = node
+            .map(|cert| tumbler_pki::scan::format_time(cert.not_after))
+            .unwrap_or_default(),
+        ca_count = published.certs.ca_certs.len(),
+        "certificates loaded"
+    );
+}

@@ -1,0 +1,155 @@
+//! The SQL listener: PostgreSQL wire protocol over TLS, clients authenticated by certificate.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::{
+    ClientInfo, PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tumbler_pki::CertInfo;
+use tumbler_pki::names::normalize_user;
+use tumbler_sql::{QueryHandler, Store};
+use tumbler_tls::ReloadableTls;
+
+/// SQLSTATE `invalid_authorization_specification`.
+const INVALID_AUTHORIZATION: &str = "28000";
+
+/// Accepts SQL connections until the task is aborted. Each connection takes the TLS generation
+/// that is current when it is accepted.
+pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, store: Arc<Store>) {
+    let handlers = Arc::new(Handlers {
+        queries: Arc::new(QueryHandler::new(store)),
+        startup: Arc::new(CertificateAuth {
+            parameters: server_parameters(),
+            pids: RandomPidSecretKeyGenerator::default(),
+        }),
+    });
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a SQL connection failed");
+                continue;
+            }
+        };
+        let acceptor = TlsAcceptor::from(tls.current().configs.sql.clone());
+        let handlers = handlers.clone();
+        tokio::spawn(async move {
+            if let Err(error) =
+                pgwire::tokio::process_socket(socket, Some(acceptor), handlers).await
+            {
+                tracing::warn!(peer = %peer, reason = %error, "SQL connection rejected or failed");
+            }
+        });
+    }
+}
+
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut parameters = DefaultServerParameterProvider::default();
+    parameters.server_version = format!("13.0 (tumbler {})", env!("CARGO_PKG_VERSION"));
+    parameters
+}
+
+#[derive(Debug)]
+struct Handlers {
+    queries: Arc<QueryHandler>,
+    startup: Arc<CertificateAuth>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// Startup that admits a client only over TLS, with a verified client certificate whose CN is
+/// the requested user. rustls has already checked the chain to `ca.crt` and the clientAuth
+/// EKU during the handshake; this checks who the certificate is for.
+#[derive(Debug)]
+struct CertificateAuth {
+    parameters: DefaultServerParameterProvider,
+    pids: RandomPidSecretKeyGenerator,
+}
+
+#[async_trait]
+impl StartupHandler for CertificateAuth {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let requested = client.metadata().get("user").cloned().unwrap_or_default();
+        if let Err(reason) = authenticate(client, &requested) {
+            tracing::warn!(peer = %client.socket_addr(), user = %requested, %reason, "SQL client rejected");
+            return Err(fatal(reason));
+        }
+        let (pid, secret_key) = self.pids.generate(&*client);
+        client.set_pid_and_secret_key(pid, secret_key);
+        finish_authentication(client, &self.parameters).await
+    }
+}
+
+fn authenticate<C: ClientInfo>(client: &C, requested: &str) -> Result<(), String> {
+    if !client.is_secure() {
+        return Err(
+            "tumbler accepts only TLS connections: connect with sslmode=verify-full, \
+                    sslrootcert=ca.crt, sslcert=client.<user>.crt and sslkey=client.<user>.key"
+                .to_owned(),
+        );
+    }
+    let leaf = client
+        .client_certificates()
+        .and_then(|certs| certs.first().cloned());
+    let Some(leaf) = leaf else {
+        return Err(format!(
+            "no client certificate was presented; connect with sslcert=client.{requested}.crt \
+             and sslkey=client.{requested}.key"
+        ));
+    };
+    let cert = CertInfo::parse(leaf.into_owned())
+        .map_err(|error| format!("the client certificate cannot be read: {error}"))?;
+    let common_name = cert.common_name.unwrap_or_default();
+    let user = normalize_user(requested)?;
+    if normalize_user(&common_name).ok().as_deref() != Some(user.as_str()) {
+        return Err(format!(
+            "certificate is for {common_name:?}, not {requested:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn fatal(message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_owned(),
+        INVALID_AUTHORIZATION.to_owned(),
+        message,
+    )))
+}

@@ -1,0 +1,92 @@
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tumbler_pki::NodeCerts;
+
+/// ALPN protocol id PostgreSQL clients offer (libpq 17 and later).
+const POSTGRESQL_ALPN: &[u8] = b"postgresql";
+/// ALPN protocol id of the admin listener.
+const HTTP1_ALPN: &[u8] = b"http/1.1";
+
+/// Errors building rustls configs from certificates that passed the loader's checks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// rustls rejected a certificate, key or trust store.
+    #[error("building the TLS configuration failed: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built.
+    #[error("building the client certificate verifier failed: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The aws-lc-rs crypto provider every tumbler config is built with. Naming it explicitly
+/// keeps the configs independent of the process default, which other crates may race to set.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The rustls configs of one node, all built from the same [`NodeCerts`].
+#[derive(Debug, Clone)]
+pub struct TlsConfigs {
+    /// SQL listener: serves `node.crt`; asks for a client certificate and verifies any that is
+    /// sent against `ca.crt`. A connection without one reaches the SQL layer, which rejects it
+    /// with a message saying that no client certificate was presented.
+    pub sql: Arc<ServerConfig>,
+    /// HTTPS admin listener: the same identity and client verification, ALPN `http/1.1`.
+    pub admin: Arc<ServerConfig>,
+    /// Outgoing connections to other nodes: presents `node.crt`, trusts `ca.crt`.
+    pub node_client: Arc<ClientConfig>,
+}
+
+impl TlsConfigs {
+    /// Builds every config from `certs`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`TlsError`] when rustls rejects the material.
+    pub fn build(certs: &NodeCerts) -> Result<Self, TlsError> {
+        let roots = Arc::new(root_store(certs)?);
+        let sql = server_config(certs, &roots, POSTGRESQL_ALPN)?;
+        let admin = server_config(certs, &roots, HTTP1_ALPN)?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|error| TlsError::Rustls(rustls::Error::General(error.to_string())))?;
+        let node_client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_webpki_verifier(verifier)
+            .with_client_auth_cert(certs.node_chain_der(), certs.node_key())?;
+        Ok(Self {
+            sql: Arc::new(sql),
+            admin: Arc::new(admin),
+            node_client: Arc::new(node_client),
+        })
+    }
+}
+
+fn root_store(certs: &NodeCerts) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for ca in certs.ca_der() {
+        roots.add(ca)?;
+    }
+    Ok(roots)
+}
+
+fn server_config(
+    certs: &NodeCerts,
+    roots: &Arc<RootCertStore>,
+    alpn: &[u8],
+) -> Result<ServerConfig, TlsError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+        .allow_unauthenticated()
+        .build()?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs.node_chain_der(), certs.node_key())?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}

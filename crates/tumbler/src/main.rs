@@ -1,0 +1,86 @@
+//! `tumbler`: certificate commands, the node, and the rotation demo.
+
+mod cert;
+mod demo;
+mod pgclient;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A secure cluster node whose certificates rotate without a restart.
+#[derive(Debug, Parser)]
+#[command(name = "tumbler", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and list certificates.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
+    /// Start a node.
+    Start(StartArgs),
+    /// Run a live certificate rotation on a local node, in a temporary folder.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StartArgs {
+    /// Folder with ca.crt, node.crt and node.key (and client certificates).
+    #[arg(long, env = "TUMBLER_CERTS_DIR", default_value_os_t = cert::default_certs_dir())]
+    certs_dir: PathBuf,
+    /// Folder of the node's SQLite store; created if missing.
+    #[arg(long, default_value = "tumbler-data")]
+    store: PathBuf,
+    /// Address of the SQL listener (PostgreSQL wire protocol over TLS).
+    #[arg(long, default_value = "localhost:26257")]
+    listen_addr: String,
+    /// Address of the HTTPS admin listener.
+    #[arg(long, default_value = "localhost:8080")]
+    http_addr: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    // pgwire brings ring as well as aws-lc-rs into the build; with two providers compiled in,
+    // rustls's builders cannot pick one, so the process default is set before anything else.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let result = match cli.command {
+        Command::Cert(command) => cert::run(command),
+        Command::Start(args) => start(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TUMBLER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let config = tumbler_node::NodeConfig {
+        certs_dir: args.certs_dir,
+        store_dir: args.store,
+        listen_addr: args.listen_addr,
+        http_addr: args.http_addr,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(tumbler_node::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}

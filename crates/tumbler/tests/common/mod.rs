@@ -1,0 +1,387 @@
+//! Test harness: a certs folder made with the real `tumbler cert`, a node started as a child
+//! process on free loopback ports, and the real clients (psql, openssl, curl) pointed at it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+/// A temporary folder with `certs/` and a separate `safe/ca.key`.
+pub struct Workspace {
+    pub dir: TempDir,
+    pub certs: PathBuf,
+    pub ca_key: PathBuf,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let certs = dir.path().join("certs");
+        let ca_key = dir.path().join("safe").join("ca.key");
+        Self { dir, certs, ca_key }
+    }
+
+    /// A workspace with a CA, a node certificate for loopback, and a root client certificate.
+    pub fn with_certs() -> Self {
+        let workspace = Self::new();
+        workspace.cert_ok(&["create-ca"]);
+        workspace.cert_ok(&["create-node", "localhost", "127.0.0.1", "::1"]);
+        workspace.cert_ok(&["create-client", "root"]);
+        workspace
+    }
+
+    /// Runs `tumbler cert ARGS --certs-dir --ca-key`.
+    pub fn cert(&self, args: &[&str]) -> Output {
+        Command::new(tumbler_bin())
+            .arg("cert")
+            .args(args)
+            .arg(format!("--certs-dir={}", self.certs.display()))
+            .arg(format!("--ca-key={}", self.ca_key.display()))
+            .output()
+            .expect("run tumbler cert")
+    }
+
+    /// Runs `tumbler cert ARGS` and fails the test when it fails.
+    pub fn cert_ok(&self, args: &[&str]) -> Output {
+        let output = self.cert(args);
+        assert!(
+            output.status.success(),
+            "tumbler cert {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.certs.join(name)
+    }
+
+    /// Starts a node on this workspace's certs folder.
+    pub fn start_node(&self) -> Node {
+        Node::start(&self.certs, self.dir.path())
+    }
+}
+
+pub fn tumbler_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tumbler")
+}
+
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A node child process, stopped by its PID when dropped.
+pub struct Node {
+    pub child: Child,
+    pub sql_port: u16,
+    pub http_port: u16,
+    pub certs: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Node {
+    /// Starts a node and waits until `/health` answers.
+    pub fn start(certs: &Path, scratch: &Path) -> Self {
+        let (child, sql_port, http_port, log) = spawn_node(certs, scratch);
+        let mut node = Self {
+            child,
+            sql_port,
+            http_port,
+            certs: certs.to_owned(),
+            log,
+        };
+        node.wait_ready();
+        node
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"))
+    }
+
+    pub fn sighup(&self) {
+        kill(self.pid(), Signal::SIGHUP).expect("send SIGHUP");
+    }
+
+    /// Sends SIGHUP and waits until the log shows one more reload event than before.
+    pub fn reload(&self) -> String {
+        let before = self.reload_events().len();
+        self.sighup();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let events = self.reload_events();
+            if events.len() > before {
+                return events[before].clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no reload event within 10 s; log:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn reload_events(&self) -> Vec<String> {
+        self.log_text()
+            .lines()
+            .filter(|line| {
+                line.contains("event=\"certs_reload\"") || line.contains("event=certs_reload")
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("query child").is_none()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("query child") {
+                panic!(
+                    "node exited during start-up ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            let ok = Command::new("curl")
+                .args(["-sf", "--max-time", "2", "--cacert"])
+                .arg(self.certs.join("ca.crt"))
+                .arg(format!("https://127.0.0.1:{}/health", self.http_port))
+                .output()
+                .is_ok_and(|output| output.status.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("node did not become ready; log:\n{}", self.log_text());
+    }
+
+    /// `psql` connection string for `user` with that user's files in `certs`.
+    pub fn conninfo(&self, user: &str, certs: &Path) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname=defaultdb sslmode=verify-full \
+             sslrootcert={} sslcert={} sslkey={} connect_timeout=10",
+            self.sql_port,
+            certs.join("ca.crt").display(),
+            certs.join(format!("client.{user}.crt")).display(),
+            certs.join(format!("client.{user}.key")).display(),
+        )
+    }
+
+    /// Runs one psql command as `user` with the files in the node's certs folder.
+    pub fn psql(&self, user: &str, sql: &str) -> Output {
+        self.psql_with(user, &self.certs, sql)
+    }
+
+    pub fn psql_with(&self, user: &str, certs: &Path, sql: &str) -> Output {
+        Command::new("psql")
+            .arg(self.conninfo(user, certs))
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("run psql")
+    }
+
+    /// The serial of the certificate the SQL port serves, read with `openssl s_client`.
+    pub fn sql_serial(&self) -> String {
+        served_serial(self.sql_port, &["-starttls", "postgres"])
+    }
+
+    /// The serial of the certificate the admin port serves.
+    pub fn admin_serial(&self) -> String {
+        served_serial(self.http_port, &[])
+    }
+
+    /// `GET /_status/certificates/local` with curl and root's client certificate.
+    pub fn status(&self) -> serde_json::Value {
+        let output = Command::new("curl")
+            .args(["-sf", "--max-time", "5", "--cacert"])
+            .arg(self.certs.join("ca.crt"))
+            .arg("--cert")
+            .arg(self.certs.join("client.root.crt"))
+            .arg("--key")
+            .arg(self.certs.join("client.root.key"))
+            .arg(format!(
+                "https://127.0.0.1:{}/_status/certificates/local",
+                self.http_port
+            ))
+            .output()
+            .expect("run curl");
+        assert!(
+            output.status.success(),
+            "status API failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("status API returns JSON")
+    }
+
+    /// The certificates of one type in the status API.
+    pub fn status_fields(&self, kind: &str) -> Vec<serde_json::Value> {
+        let status = self.status();
+        status["certificates"]
+            .as_array()
+            .expect("certificates list")
+            .iter()
+            .filter(|entry| entry["type"] == kind)
+            .flat_map(|entry| entry["fields"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(self.pid(), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Spawns `tumbler start` without waiting for it.
+pub fn spawn_node(certs: &Path, scratch: &Path) -> (Child, u16, u16, PathBuf) {
+    let sql_port = free_port();
+    let http_port = free_port();
+    let log = scratch.join(format!("node-{sql_port}.log"));
+    let log_file = std::fs::File::create(&log).expect("create node log");
+    let child = Command::new(tumbler_bin())
+        .arg("start")
+        .arg(format!("--certs-dir={}", certs.display()))
+        .arg(format!(
+            "--store={}",
+            scratch.join(format!("store-{sql_port}")).display()
+        ))
+        .arg(format!("--listen-addr=127.0.0.1:{sql_port}"))
+        .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start node");
+    (child, sql_port, http_port, log)
+}
+
+/// Runs `tumbler start` expecting it to fail, and returns its exit status and stderr.
+pub fn start_expecting_failure(certs: &Path, scratch: &Path) -> (std::process::ExitStatus, String) {
+    let (mut child, _, _, log) = spawn_node(certs, scratch);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("query child") {
+            return (status, std::fs::read_to_string(log).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("node kept running on invalid certificates");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn served_serial(port: u16, extra: &[&str]) -> String {
+    let s_client = Command::new("openssl")
+        .args(["s_client", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl x509");
+    x509.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&s_client.stdout)
+        .expect("write certificate");
+    let output = x509.wait_with_output().expect("openssl x509 output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .strip_prefix("serial=")
+        .unwrap_or_default()
+        .to_uppercase()
+}
+
+/// The serial of a certificate file, read with `openssl x509`.
+pub fn file_serial(path: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(path)
+        .output()
+        .expect("run openssl x509");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim()
+        .strip_prefix("serial=")
+        .unwrap_or_default()
+        .to_uppercase()
+}
+
+/// A long-lived psql session that reads statements from its stdin.
+pub struct PsqlSession {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PsqlSession {
+    pub fn open(node: &Node, user: &str) -> Self {
+        let mut child = Command::new("psql")
+            .arg(node.conninfo(user, &node.certs))
+            .args(["-X", "-At", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start psql");
+        let stdin = child.stdin.take().expect("psql stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("psql stdout"));
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends one statement and returns the first line of its output.
+    pub fn query(&mut self, sql: &str) -> String {
+        writeln!(self.stdin, "{sql}").expect("write to psql");
+        self.stdin.flush().expect("flush psql");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read from psql");
+        line.trim().to_owned()
+    }
+}
+
+impl Drop for PsqlSession {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "\\q");
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

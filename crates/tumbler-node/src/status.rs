@@ -57,6 +57,8 @@ struct CertificateFields {
     extended_key_usage: Vec<String>,
     serial: String,
     fingerprint_sha256: String,
+    subject_key_id: String,
+    authority_key_id: String,
 }
 
 impl CertificatesResponse {
@@ -104,5 +106,7 @@ fn fields(cert: &CertInfo) -> CertificateFields {
         extended_key_usage: cert.extended_key_usage.clone(),
         serial: cert.serial_hex(),
         fingerprint_sha256: cert.fingerprint_sha256.clone(),
+        subject_key_id: cert.subject_key_id.clone().unwrap_or_default(),
+        authority_key_id: cert.authority_key_id.clone().unwrap_or_default(),
     }
 }

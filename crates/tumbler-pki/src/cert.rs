@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use rustls::pki_types::CertificateDer;
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::X509Name;
@@ -61,6 +61,10 @@ pub struct CertInfo {
     pub spki: Vec<u8>,
     /// SHA-256 fingerprint of the DER, as upper-case hex.
     pub fingerprint_sha256: String,
+    /// Subject key identifier, as upper-case hex, if the certificate carries one.
+    pub subject_key_id: Option<String>,
+    /// Authority key identifier (the issuer's subject key identifier), if present.
+    pub authority_key_id: Option<String>,
 }
 
 /// The reason a certificate could not be parsed.
@@ -101,6 +105,8 @@ impl CertInfo {
             fingerprint_sha256: hex_upper(
                 aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
             ),
+            subject_key_id: subject_key_id(&cert),
+            authority_key_id: authority_key_id(&cert),
             // Moved last: every field above borrows from `der` through `cert`.
             der,
         })
@@ -238,6 +244,26 @@ fn extended_key_usage(cert: &X509Certificate<'_>) -> Result<Vec<String>, CertPar
         .filter(|(set, _)| *set)
         .map(|(_, name)| (*name).to_owned())
         .collect())
+}
+
+fn subject_key_id(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.extensions()
+        .iter()
+        .find_map(|extension| match extension.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(hex_upper(id.0)),
+            _ => None,
+        })
+}
+
+fn authority_key_id(cert: &X509Certificate<'_>) -> Option<String> {
+    cert.extensions()
+        .iter()
+        .find_map(|extension| match extension.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|id| hex_upper(id.0))
+            }
+            _ => None,
+        })
 }
 
 fn signature_algorithm(cert: &X509Certificate<'_>) -> String {

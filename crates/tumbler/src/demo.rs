@@ -452,15 +452,32 @@ async fn print_served(status: &StatusClient) -> anyhow::Result<()> {
             continue;
         }
         for cert in entry["fields"].as_array().into_iter().flatten() {
+            let text = |field: &str| cert[field].as_str().unwrap_or_default().to_owned();
+            let key_id = if kind == "CA" {
+                text("subjectKeyId")
+            } else {
+                text("authorityKeyId")
+            };
+            let key_label = if kind == "CA" {
+                "key id"
+            } else {
+                "signed by key id"
+            };
             println!(
-                "    {kind:<4} serial {}  issuer {}  valid until {}",
-                cert["serial"].as_str().unwrap_or_default(),
-                cert["issuer"].as_str().unwrap_or_default(),
+                "    {kind:<4} serial {}  issuer {} ({key_label} {})  valid until {}",
+                text("serial"),
+                text("issuer"),
+                short(&key_id),
                 valid_until(cert),
             );
         }
     }
     Ok(())
+}
+
+/// The first 8 hex digits of a key identifier: enough to tell two CAs apart on screen.
+fn short(key_id: &str) -> &str {
+    key_id.get(..8).unwrap_or(key_id)
 }
 
 fn valid_until(cert: &serde_json::Value) -> String {

@@ -136,7 +136,16 @@ fn local_addr(listener: &TcpListener) -> String {
 }
 
 fn log_generation(published: &Published) {
-    let node = published.certs.node_chain.first();
+    if tumbler_pki::files::skip_key_permission_check() {
+        tracing::warn!(
+            variable = tumbler_pki::files::SKIP_KEY_PERMISSION_CHECK,
+            "the key permission check is off: keys readable by others are accepted"
+        );
+    }
+    for warning in &published.certs.warnings {
+        tracing::warn!(%warning, "certificate warning");
+    }
+    let node = Some(published.certs.node.leaf());
     tracing::info!(
         node_serial = node.map(|cert| cert.serial_hex()).unwrap_or_default(),
         node_valid_until = node

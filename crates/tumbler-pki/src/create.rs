@@ -17,7 +17,7 @@ use crate::cert::CertInfo;
 use crate::files::{self, CERT_MODE, KEY_MODE};
 use crate::key::{KeyType, PrivateKey};
 use crate::lifetime::BACKDATE;
-use crate::names::{CA_CERT, CertUsage, PairPaths, normalize_user};
+use crate::names::{CA_CERT, CLIENT_CA_CERT, CertUsage, PairPaths, normalize_user};
 use crate::pem::encode_block;
 use crate::scan::{Problem, format_time, parse_certificates};
 
@@ -25,6 +25,8 @@ use crate::scan::{Problem, format_time, parse_certificates};
 pub const ORGANIZATION: &str = "Tumbler";
 /// Common name of CA certificates, as CockroachDB writes it.
 pub const CA_COMMON_NAME: &str = "Cockroach CA";
+/// Common name of client CA certificates, as CockroachDB writes it.
+pub const CLIENT_CA_COMMON_NAME: &str = "Cockroach Client CA";
 /// Common name of node certificates.
 pub const NODE_COMMON_NAME: &str = "node";
 
@@ -132,11 +134,43 @@ pub struct CreateReport {
     pub certificate: Option<CertInfo>,
 }
 
-/// Creates a CA certificate and, unless it exists and may be reused, its key.
-///
-/// When `ca.crt` exists and `overwrite` is set, the new certificate is written first and every
-/// certificate already there follows it: the combined CA bundle that keeps certificates signed
-/// by the old CA trusted while a rotation rolls out.
+/// Which CA bundle a create command writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaBundle {
+    /// `ca.crt`: signs node certificates, and client certificates unless a client CA exists.
+    Server,
+    /// `ca-client.crt`: signs client certificates; nodes then check client certificates
+    /// against it instead of `ca.crt`.
+    Client,
+}
+
+impl CaBundle {
+    fn file(self) -> &'static str {
+        match self {
+            Self::Server => CA_CERT,
+            Self::Client => CLIENT_CA_CERT,
+        }
+    }
+
+    fn common_name(self) -> &'static str {
+        match self {
+            Self::Server => CA_COMMON_NAME,
+            Self::Client => CLIENT_CA_COMMON_NAME,
+        }
+    }
+}
+
+/// Settings of `create-ca` and `create-client-ca`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaOptions {
+    /// Sign the new CA certificate with the existing key at `--ca-key`.
+    pub allow_key_reuse: bool,
+    /// Keep expired CA certificates in the combined bundle instead of dropping them.
+    pub keep_expired: bool,
+}
+
+/// Creates a CA certificate for `ca.crt` and, unless it exists and may be reused, its key.
+/// See [`create_ca_bundle`].
 ///
 /// # Errors
 ///
@@ -145,16 +179,38 @@ pub fn create_ca(
     options: &CreateOptions,
     allow_key_reuse: bool,
 ) -> Result<CreateReport, CreateError> {
+    let ca = CaOptions {
+        allow_key_reuse,
+        ..CaOptions::default()
+    };
+    create_ca_bundle(options, CaBundle::Server, ca)
+}
+
+/// Creates a CA certificate and, unless it exists and may be reused, its key.
+///
+/// When the bundle exists and `overwrite` is set, the new certificate is written first and the
+/// certificates already there follow it: the combined CA bundle that keeps certificates signed
+/// by the old CA trusted while a rotation rolls out. Expired ones are dropped, and named in
+/// the report's warnings, unless `keep_expired` is set.
+///
+/// # Errors
+///
+/// Returns a [`CreateError`]; nothing is written then.
+pub fn create_ca_bundle(
+    options: &CreateOptions,
+    bundle_kind: CaBundle,
+    ca: CaOptions,
+) -> Result<CreateReport, CreateError> {
     let mut report = CreateReport {
         warnings: ca_key_warnings(options),
         ..CreateReport::default()
     };
-    let ca_path = options.certs_dir.join(CA_CERT);
+    let ca_path = options.certs_dir.join(bundle_kind.file());
     if ca_path.exists() && !options.overwrite {
         return Err(CreateError::Exists(ca_path));
     }
     let (key, key_is_new) = match read_optional(&options.ca_key)? {
-        Some(bytes) if allow_key_reuse => (load_signing_key(&options.ca_key, &bytes)?, false),
+        Some(bytes) if ca.allow_key_reuse => (load_signing_key(&options.ca_key, &bytes)?, false),
         Some(_) => return Err(CreateError::CaKeyExists(options.ca_key.clone())),
         None => (
             options.key_type.generate().map_err(CreateError::Generate)?,
@@ -162,16 +218,14 @@ pub fn create_ca(
         ),
     };
     let old_bundle = match read_optional(&ca_path)? {
-        Some(bytes) => Some(
-            parse_certificates(&bytes).map_err(|problem| CreateError::Input {
-                path: ca_path.clone(),
-                problem,
-            })?,
-        ),
-        None => None,
+        Some(bytes) => parse_certificates(&bytes).map_err(|problem| CreateError::Input {
+            path: ca_path.clone(),
+            problem,
+        })?,
+        None => Vec::new(),
     };
 
-    let mut params = base_params(options, CA_COMMON_NAME, options.lifetime)?;
+    let mut params = base_params(options, bundle_kind.common_name(), options.lifetime)?;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -183,7 +237,17 @@ pub fn create_ca(
         .map_err(|error| CreateError::Generate(error.to_string()))?;
 
     let mut bundle = cert.pem();
-    for old in old_bundle.iter().flatten() {
+    for old in old_bundle {
+        if old.not_after < options.now && !ca.keep_expired {
+            report.warnings.push(format!(
+                "dropped the CA certificate {} (serial {}), which expired at {}; pass \
+                 --keep-expired to keep expired CA certificates",
+                old.subject,
+                old.serial_hex(),
+                format_time(old.not_after)
+            ));
+            continue;
+        }
         bundle.push_str(&encode_block("CERTIFICATE", &old.der));
     }
     let mut writes = Vec::new();
@@ -220,7 +284,15 @@ pub fn create_node(options: &CreateOptions, hosts: &[String]) -> Result<CreateRe
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    create_leaf(options, &CertUsage::Node, NODE_COMMON_NAME, sans, eku)
+    let leaf = Leaf {
+        usage: CertUsage::Node,
+        common_name: NODE_COMMON_NAME.to_owned(),
+        sans,
+        eku,
+        signer: CA_CERT,
+        also_pkcs8: false,
+    };
+    create_leaf(options, &leaf)
 }
 
 /// Creates `client.<user>.crt` and `client.<user>.key`, with CN `<user>` and EKU clientAuth.
@@ -230,10 +302,36 @@ pub fn create_node(options: &CreateOptions, hosts: &[String]) -> Result<CreateRe
 ///
 /// Returns a [`CreateError`]; nothing is written then.
 pub fn create_client(options: &CreateOptions, user: &str) -> Result<CreateReport, CreateError> {
+    create_client_with(options, user, false)
+}
+
+/// Creates a client pair as [`create_client`] does and, with `also_pkcs8`, a DER PKCS#8 copy
+/// of the key at `client.<user>.key.pk8` (mode 0600), the form JDBC drivers read. When
+/// `ca-client.crt` exists, the certificate is signed by the client CA that matches the CA key.
+///
+/// # Errors
+///
+/// Returns a [`CreateError`]; nothing is written then.
+pub fn create_client_with(
+    options: &CreateOptions,
+    user: &str,
+    also_pkcs8: bool,
+) -> Result<CreateReport, CreateError> {
     let normalized = normalize_user(user).map_err(CreateError::InvalidInput)?;
-    let usage = CertUsage::Client(normalized.clone());
-    let eku = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let mut report = create_leaf(options, &usage, &normalized, Vec::new(), eku)?;
+    let client_ca = options.certs_dir.join(CLIENT_CA_CERT);
+    let leaf = Leaf {
+        usage: CertUsage::Client(normalized.clone()),
+        common_name: normalized.clone(),
+        sans: Vec::new(),
+        eku: vec![ExtendedKeyUsagePurpose::ClientAuth],
+        signer: if client_ca.exists() {
+            CLIENT_CA_CERT
+        } else {
+            CA_CERT
+        },
+        also_pkcs8,
+    };
+    let mut report = create_leaf(options, &leaf)?;
     if normalized != user {
         report.warnings.push(format!(
             "user name {user:?} was normalized to {normalized:?}"
@@ -242,24 +340,60 @@ pub fn create_client(options: &CreateOptions, user: &str) -> Result<CreateReport
     Ok(report)
 }
 
-fn create_leaf(
-    options: &CreateOptions,
-    usage: &CertUsage,
-    common_name: &str,
+/// Creates `ui.crt` and `ui.key` for the admin listener: CN is the first host, every host a
+/// SAN, EKU serverAuth, signed by the CA in `ca.crt` that matches the CA key.
+///
+/// # Errors
+///
+/// Returns a [`CreateError`]; nothing is written then.
+pub fn create_ui(options: &CreateOptions, hosts: &[String]) -> Result<CreateReport, CreateError> {
+    let Some(first) = hosts.first() else {
+        return Err(CreateError::InvalidInput(
+            "create-ui needs at least one host name or IP address".to_owned(),
+        ));
+    };
+    let leaf = Leaf {
+        usage: CertUsage::Ui,
+        common_name: first.clone(),
+        sans: hosts
+            .iter()
+            .map(|host| to_san(host))
+            .collect::<Result<Vec<_>, _>>()?,
+        eku: vec![ExtendedKeyUsagePurpose::ServerAuth],
+        signer: CA_CERT,
+        also_pkcs8: false,
+    };
+    create_leaf(options, &leaf)
+}
+
+/// What a leaf certificate holds and which bundle signs it.
+#[derive(Debug)]
+struct Leaf {
+    usage: CertUsage,
+    common_name: String,
     sans: Vec<SanType>,
     eku: Vec<ExtendedKeyUsagePurpose>,
-) -> Result<CreateReport, CreateError> {
+    /// File name of the CA bundle that holds the signing CA certificate.
+    signer: &'static str,
+    also_pkcs8: bool,
+}
+
+fn create_leaf(options: &CreateOptions, leaf: &Leaf) -> Result<CreateReport, CreateError> {
     let mut report = CreateReport {
         warnings: ca_key_warnings(options),
         ..CreateReport::default()
     };
-    let paths = PairPaths::new(&options.certs_dir, usage);
-    for path in [&paths.cert, &paths.key] {
+    let paths = PairPaths::new(&options.certs_dir, &leaf.usage);
+    let pkcs8_path = leaf.also_pkcs8.then(|| paths.key.with_extension("key.pk8"));
+    for path in [Some(&paths.cert), Some(&paths.key), pkcs8_path.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         if path.exists() && !options.overwrite {
             return Err(CreateError::Exists(path.clone()));
         }
     }
-    let (ca_cert, ca_key) = load_ca(options)?;
+    let (ca_cert, ca_key) = load_ca(options, leaf.signer)?;
     let not_after = options.now + options.lifetime;
     if not_after > ca_cert.not_after {
         return Err(CreateError::OutlivesCa {
@@ -270,9 +404,9 @@ fn create_leaf(
     }
 
     let key = options.key_type.generate().map_err(CreateError::Generate)?;
-    let mut params = base_params(options, common_name, options.lifetime)?;
-    params.subject_alt_names = sans;
-    params.extended_key_usages = eku;
+    let mut params = base_params(options, &leaf.common_name, options.lifetime)?;
+    params.subject_alt_names = leaf.sans.clone();
+    params.extended_key_usages = leaf.eku.clone();
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     if matches!(options.key_type, KeyType::Rsa(_)) {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
@@ -285,17 +419,18 @@ fn create_leaf(
         .map_err(|error| CreateError::Generate(error.to_string()))?;
 
     report.certificate = Some(parsed(cert.der().clone())?);
-    let writes = vec![
-        (paths.key, key.serialize_pem().into_bytes(), KEY_MODE),
-        (paths.cert, cert.pem().into_bytes(), CERT_MODE),
-    ];
+    let mut writes = vec![(paths.key, key.serialize_pem().into_bytes(), KEY_MODE)];
+    if let Some(path) = pkcs8_path {
+        writes.push((path, key.serialize_der(), KEY_MODE));
+    }
+    writes.push((paths.cert, cert.pem().into_bytes(), CERT_MODE));
     write_all(&writes, &mut report)?;
     Ok(report)
 }
 
-/// Loads the CA key and picks the certificate in `ca.crt` whose public key it matches, so
-/// that signing works whatever the order of a combined bundle.
-fn load_ca(options: &CreateOptions) -> Result<(CertInfo, KeyPair), CreateError> {
+/// Loads the CA key and picks the certificate in the bundle `bundle_file` whose public key it
+/// matches, so that signing works whatever the order of a combined bundle.
+fn load_ca(options: &CreateOptions, bundle_file: &str) -> Result<(CertInfo, KeyPair), CreateError> {
     let bytes = read_optional(&options.ca_key)?
         .ok_or_else(|| CreateError::CaKeyMissing(options.ca_key.clone()))?;
     let private_key = PrivateKey::from_pem(&bytes).map_err(|error| CreateError::Input {
@@ -310,7 +445,7 @@ fn load_ca(options: &CreateOptions) -> Result<(CertInfo, KeyPair), CreateError> 
         })?;
     let signing_key = load_signing_key(&options.ca_key, &bytes)?;
 
-    let ca_path = options.certs_dir.join(CA_CERT);
+    let ca_path = options.certs_dir.join(bundle_file);
     let bundle = read_optional(&ca_path)?.ok_or_else(|| CreateError::Input {
         path: ca_path.clone(),
         problem: Problem::Missing,

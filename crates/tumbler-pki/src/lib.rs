@@ -7,6 +7,7 @@
 //! networking. A node never reads a CA key: only [`create`] does, from the path given as
 //! `--ca-key`.
 
+pub mod bundle;
 pub mod cert;
 pub mod create;
 pub mod files;

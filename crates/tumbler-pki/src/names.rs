@@ -4,6 +4,13 @@ use std::path::{Path, PathBuf};
 
 /// The CA bundle: every CA certificate the node trusts, newest first after a rotation.
 pub const CA_CERT: &str = "ca.crt";
+/// The client CA bundle: when present, client certificates are checked against it instead of
+/// `ca.crt`.
+pub const CLIENT_CA_CERT: &str = "ca-client.crt";
+/// The admin UI certificate, served by the HTTPS listener instead of `node.crt` when present.
+pub const UI_CERT: &str = "ui.crt";
+/// The admin UI certificate's private key.
+pub const UI_KEY: &str = "ui.key";
 /// The node certificate, used as TLS server certificate and as client certificate to other nodes.
 pub const NODE_CERT: &str = "node.crt";
 /// The node certificate's private key.
@@ -14,8 +21,12 @@ pub const NODE_KEY: &str = "node.key";
 pub enum CertUsage {
     /// `ca.crt`.
     Ca,
+    /// `ca-client.crt`.
+    ClientCa,
     /// `node.crt` with `node.key`.
     Node,
+    /// `ui.crt` with `ui.key`.
+    Ui,
     /// `client.<user>.crt` with `client.<user>.key`.
     Client(String),
 }
@@ -25,7 +36,9 @@ impl CertUsage {
     pub fn from_file_name(name: &str) -> Option<Self> {
         match name {
             CA_CERT => return Some(Self::Ca),
+            CLIENT_CA_CERT => return Some(Self::ClientCa),
             NODE_CERT => return Some(Self::Node),
+            UI_CERT => return Some(Self::Ui),
             _ => {}
         }
         let user = name.strip_prefix("client.")?.strip_suffix(".crt")?;
@@ -36,7 +49,9 @@ impl CertUsage {
     pub fn cert_file(&self) -> String {
         match self {
             Self::Ca => CA_CERT.to_owned(),
+            Self::ClientCa => CLIENT_CA_CERT.to_owned(),
             Self::Node => NODE_CERT.to_owned(),
+            Self::Ui => UI_CERT.to_owned(),
             Self::Client(user) => format!("client.{user}.crt"),
         }
     }
@@ -44,19 +59,28 @@ impl CertUsage {
     /// The key file name, or `None` for a CA bundle (CA keys never live in the certs folder).
     pub fn key_file(&self) -> Option<String> {
         match self {
-            Self::Ca => None,
+            Self::Ca | Self::ClientCa => None,
             Self::Node => Some(NODE_KEY.to_owned()),
+            Self::Ui => Some(UI_KEY.to_owned()),
             Self::Client(user) => Some(format!("client.{user}.key")),
         }
     }
 
-    /// The label `cert list` and the status API show: `CA`, `NODE` or `CLIENT`.
+    /// The label the status API shows, as CockroachDB names the types: `CA`, `CLIENT_CA`,
+    /// `NODE`, `UI` or `CLIENT`.
     pub fn label(&self) -> &'static str {
         match self {
             Self::Ca => "CA",
+            Self::ClientCa => "CLIENT_CA",
             Self::Node => "NODE",
+            Self::Ui => "UI",
             Self::Client(_) => "CLIENT",
         }
+    }
+
+    /// Whether the file is a CA bundle (no key in the certs folder).
+    pub fn is_ca(&self) -> bool {
+        matches!(self, Self::Ca | Self::ClientCa)
     }
 }
 
@@ -109,6 +133,11 @@ mod tests {
     fn classify_known_names() {
         assert_eq!(CertUsage::from_file_name("ca.crt"), Some(CertUsage::Ca));
         assert_eq!(CertUsage::from_file_name("node.crt"), Some(CertUsage::Node));
+        assert_eq!(
+            CertUsage::from_file_name("ca-client.crt"),
+            Some(CertUsage::ClientCa)
+        );
+        assert_eq!(CertUsage::from_file_name("ui.crt"), Some(CertUsage::Ui));
         assert_eq!(
             CertUsage::from_file_name("client.root.crt"),
             Some(CertUsage::Client("root".to_owned()))

@@ -6,21 +6,55 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use time::OffsetDateTime;
 
 use crate::cert::CertInfo;
-use crate::names::{CA_CERT, CertUsage};
+use crate::names::{CA_CERT, CLIENT_CA_CERT, CertUsage};
 use crate::scan::{CertEntry, FileError, Problem, Scan};
 
-/// The node's trust and identity, built from a [`Scan`] whose CA and node entries are valid and
-/// whose `node.crt` chains to a CA certificate in `ca.crt`. A value of this type has passed
-/// every check, so the TLS layer uses it without checking again.
+/// A certificate chain (leaf first) with its private key.
+#[derive(Debug)]
+pub struct Identity {
+    /// The certificates of the file: the leaf first, then any intermediates.
+    pub chain: Vec<CertInfo>,
+    key: PrivateKeyDer<'static>,
+    /// The CA certificate the chain verified against.
+    pub issuer: CertInfo,
+}
+
+impl Identity {
+    /// The private key.
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        self.key.clone_key()
+    }
+
+    /// The chain as rustls takes it.
+    pub fn chain_der(&self) -> Vec<CertificateDer<'static>> {
+        self.chain.iter().map(|cert| cert.der.clone()).collect()
+    }
+
+    /// The leaf certificate.
+    pub fn leaf(&self) -> &CertInfo {
+        &self.chain[0]
+    }
+}
+
+/// The node's trust and identities, built from a [`Scan`] whose entries the node uses are
+/// valid and chain to the right CA bundle. A value of this type has passed every check, so the
+/// TLS layer uses it without checking again.
 #[derive(Debug)]
 pub struct NodeCerts {
-    /// Every CA certificate in `ca.crt` that is valid now, in file order.
+    /// Every CA certificate in `ca.crt` that is valid now, in file order. Expired ones are
+    /// left out: rustls would otherwise still accept leaves they signed.
     pub ca_certs: Vec<CertInfo>,
-    /// `node.crt`: the leaf first, then any intermediates.
-    pub node_chain: Vec<CertInfo>,
-    node_key: PrivateKeyDer<'static>,
-    /// The CA certificate that signed `node.crt`'s chain.
-    pub node_issuer: CertInfo,
+    /// Every valid CA certificate in `ca-client.crt`, when that file exists. Client
+    /// certificates are then checked against these instead of `ca.crt`.
+    pub client_ca_certs: Option<Vec<CertInfo>>,
+    /// `node.crt`, which verifies against `ca.crt` for server and client authentication.
+    pub node: Identity,
+    /// `ui.crt`, served by the admin listener instead of `node.crt` when present.
+    pub ui: Option<Identity>,
+    /// `client.node.crt`, the node's client certificate to other nodes when present.
+    pub node_client: Option<Identity>,
+    /// Problems that do not stop the node, for the log.
+    pub warnings: Vec<String>,
     /// The scan this was built from, kept for reports.
     pub scan: Scan,
 }
@@ -30,83 +64,121 @@ impl NodeCerts {
     ///
     /// # Errors
     ///
-    /// Returns the first [`FileError`] about the CA bundle or the node pair.
+    /// Returns the first [`FileError`] about a file the node uses.
     pub fn load(dir: &Path, now: OffsetDateTime) -> Result<Self, FileError> {
         let scan = Scan::read(dir, now)?;
         Self::from_scan(scan, now)
     }
 
-    /// Checks a scan: `ca.crt` and the node pair are valid, and the node chain verifies
-    /// against the CA bundle for both server and client authentication.
+    /// Checks a scan: `ca.crt` and the node pair are valid and `node.crt` verifies against
+    /// `ca.crt` for both server and client authentication; `ui.crt`, when present, verifies
+    /// for server authentication; `client.node.crt`, when present, verifies against the client
+    /// CA (`ca-client.crt`, else `ca.crt`) for client authentication.
     ///
     /// # Errors
     ///
-    /// Returns the first [`FileError`] about the CA bundle or the node pair.
+    /// Returns the first [`FileError`] about a file the node uses.
     pub fn from_scan(scan: Scan, now: OffsetDateTime) -> Result<Self, FileError> {
         let ca = required_entry(
             &scan,
             &CertUsage::Ca,
             "create it with 'tumbler cert create-ca'",
         )?;
-        let node = required_entry(
+        let ca_certs = valid_certs(ca, now);
+        let client_ca_certs = match scan.entry(&CertUsage::ClientCa) {
+            Some(entry) => Some(valid_certs(checked(entry)?, now)),
+            None => None,
+        };
+        let node_entry = required_entry(
             &scan,
             &CertUsage::Node,
             "create it with 'tumbler cert create-node HOST...'",
         )?;
-        let ca_certs: Vec<CertInfo> = ca
-            .certs
-            .iter()
-            .filter(|cert| cert.is_valid_at(now))
-            .cloned()
-            .collect();
-        let node_key = node
-            .key
-            .as_ref()
-            .map(|key| key.der().clone_key())
-            .ok_or_else(|| FileError {
-                path: node.cert_path.clone(),
-                problem: Problem::Missing,
-                hint: None,
-            })?;
-        let node_chain = node.certs.clone();
-        let node_issuer =
-            verify_chain(&node_chain, &ca_certs, now).map_err(|reason| FileError {
-                path: node.cert_path.clone(),
-                problem: Problem::Untrusted {
-                    ca_file: CA_CERT.to_owned(),
-                    reason,
-                },
-                hint: Some(
-                    "sign node.crt with the CA key of a certificate in ca.crt, or add its CA \
-                 certificate to ca.crt"
-                        .to_owned(),
-                ),
-            })?;
+        let node = identity(node_entry, &ca_certs, CA_CERT, &BOTH_USAGES, now)?;
+        let ui = match scan.entry(&CertUsage::Ui) {
+            Some(entry) => Some(identity(checked(entry)?, &ca_certs, CA_CERT, &SERVER, now)?),
+            None => None,
+        };
+        let (client_trust, client_trust_file) = match &client_ca_certs {
+            Some(certs) => (certs, CLIENT_CA_CERT),
+            None => (&ca_certs, CA_CERT),
+        };
+        let node_client = match scan.entry(&CertUsage::Client("node".to_owned())) {
+            Some(entry) => Some(identity(
+                checked(entry)?,
+                client_trust,
+                client_trust_file,
+                &CLIENT,
+                now,
+            )?),
+            None => None,
+        };
+        let mut warnings: Vec<String> = scan.warnings.clone();
+        if client_ca_certs.is_some() && node_client.is_none() {
+            warnings.push(format!(
+                "{CLIENT_CA_CERT} exists but client.node.crt does not: other nodes check the \
+                 node's client certificate against {CLIENT_CA_CERT}; create it with \
+                 'tumbler cert create-client node'"
+            ));
+        }
+        for entry in &scan.entries {
+            if let (CertUsage::Client(_), Some(error)) = (&entry.usage, &entry.error) {
+                warnings.push(format!("client certificate not usable: {error}"));
+            }
+        }
         Ok(Self {
             ca_certs,
-            node_chain,
-            node_key,
-            node_issuer,
+            client_ca_certs,
+            node,
+            ui,
+            node_client,
+            warnings,
             scan,
         })
     }
 
-    /// The node's private key.
-    pub fn node_key(&self) -> PrivateKeyDer<'static> {
-        self.node_key.clone_key()
-    }
-
-    /// The node chain as rustls takes it.
-    pub fn node_chain_der(&self) -> Vec<CertificateDer<'static>> {
-        self.node_chain
-            .iter()
-            .map(|cert| cert.der.clone())
-            .collect()
-    }
-
-    /// The CA certificates as rustls takes them.
+    /// The CA certificates of `ca.crt` as rustls takes them.
     pub fn ca_der(&self) -> Vec<CertificateDer<'static>> {
         self.ca_certs.iter().map(|cert| cert.der.clone()).collect()
+    }
+
+    /// The CA certificates client certificates are checked against: `ca-client.crt` when it
+    /// exists, else `ca.crt`.
+    pub fn client_ca_der(&self) -> Vec<CertificateDer<'static>> {
+        let certs = self.client_ca_certs.as_ref().unwrap_or(&self.ca_certs);
+        certs.iter().map(|cert| cert.der.clone()).collect()
+    }
+
+    /// The identity the admin listener serves: `ui.crt` when present, else `node.crt`.
+    pub fn admin_identity(&self) -> &Identity {
+        self.ui.as_ref().unwrap_or(&self.node)
+    }
+
+    /// The identity the node presents to other nodes: `client.node.crt` when present, else
+    /// `node.crt`.
+    pub fn outgoing_identity(&self) -> &Identity {
+        self.node_client.as_ref().unwrap_or(&self.node)
+    }
+}
+
+pub(crate) const SERVER: [fn() -> webpki::KeyUsage; 1] = [webpki::KeyUsage::server_auth];
+pub(crate) const CLIENT: [fn() -> webpki::KeyUsage; 1] = [webpki::KeyUsage::client_auth];
+pub(crate) const BOTH_USAGES: [fn() -> webpki::KeyUsage; 2] =
+    [webpki::KeyUsage::server_auth, webpki::KeyUsage::client_auth];
+
+fn valid_certs(entry: &CertEntry, now: OffsetDateTime) -> Vec<CertInfo> {
+    entry
+        .certs
+        .iter()
+        .filter(|cert| cert.is_valid_at(now))
+        .cloned()
+        .collect()
+}
+
+fn checked(entry: &CertEntry) -> Result<&CertEntry, FileError> {
+    match &entry.error {
+        Some(error) => Err(error.clone()),
+        None => Ok(entry),
     }
 }
 
@@ -122,18 +194,54 @@ fn required_entry<'a>(
             hint: Some(create_hint.to_owned()),
         });
     };
-    match &entry.error {
-        Some(error) => Err(error.clone()),
-        None => Ok(entry),
-    }
+    checked(entry)
 }
 
-/// Verifies `chain` (leaf first) against `anchors` for both TLS server and client use, and
-/// returns the anchor that signed it. Issuers are matched by key through webpki's path
-/// building, so two CAs with the same subject are never confused.
-fn verify_chain(
+fn identity(
+    entry: &CertEntry,
+    anchors: &[CertInfo],
+    anchors_file: &str,
+    usages: &[fn() -> webpki::KeyUsage],
+    now: OffsetDateTime,
+) -> Result<Identity, FileError> {
+    let key = entry
+        .key
+        .as_ref()
+        .map(|key| key.der().clone_key())
+        .ok_or_else(|| FileError {
+            path: entry
+                .key_path
+                .clone()
+                .unwrap_or_else(|| entry.cert_path.clone()),
+            problem: Problem::Missing,
+            hint: None,
+        })?;
+    let file = entry.usage.cert_file();
+    let issuer = verify_chain(&entry.certs, anchors, usages, now).map_err(|reason| FileError {
+        path: entry.cert_path.clone(),
+        problem: Problem::Untrusted {
+            ca_file: anchors_file.to_owned(),
+            reason,
+        },
+        hint: Some(format!(
+            "sign {file} with the CA key of a certificate in {anchors_file}, or add its CA \
+             certificate to {anchors_file}"
+        )),
+    })?;
+    Ok(Identity {
+        chain: entry.certs.clone(),
+        key,
+        issuer,
+    })
+}
+
+/// Verifies `chain` (leaf first) against `anchors` for each of `usages`, and returns the
+/// anchor that signed it. Issuers are matched by key through webpki's path building, so two
+/// CAs with the same subject are never confused.
+pub(crate) fn verify_chain(
     chain: &[CertInfo],
     anchors: &[CertInfo],
+    usages: &[fn() -> webpki::KeyUsage],
     now: OffsetDateTime,
 ) -> Result<CertInfo, String> {
     let Some((leaf, intermediates)) = chain.split_first() else {
@@ -156,17 +264,14 @@ fn verify_chain(
     let algorithms =
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
     let mut issuer_spki = Vec::new();
-    for usage in [
-        webpki::KeyUsage::server_auth(),
-        webpki::KeyUsage::client_auth(),
-    ] {
+    for usage in usages {
         let path = end_entity
             .verify_for_usage(
                 algorithms.all,
                 &trust_anchors,
                 &intermediates,
                 time,
-                usage,
+                usage(),
                 None,
                 None,
             )

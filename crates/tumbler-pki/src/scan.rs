@@ -72,6 +72,9 @@ pub enum Problem {
         /// The certificate file name.
         cert: String,
     },
+    /// Every certificate of a CA bundle has expired.
+    #[error("every CA certificate in the file has expired, the last at {0}")]
+    AllExpired(String),
     /// The leaf certificate has expired.
     #[error("the certificate expired at {0}")]
     Expired(String),
@@ -185,8 +188,8 @@ impl Scan {
                     usages.insert(usage, name);
                 }
                 None => warnings.push(format!(
-                    "ignoring {}: not a certificate file name tumbler knows (ca.crt, node.crt, \
-                     client.<user>.crt)",
+                    "ignoring {}: not a certificate file name tumbler knows (ca.crt, \
+                     ca-client.crt, node.crt, ui.crt, client.<user>.crt)",
                     dir.join(&name).display()
                 )),
             }
@@ -274,7 +277,7 @@ fn fill_entry(
     entry.certs = parse_certificates(&bytes)
         .map_err(|problem| FileError::new(&entry.cert_path, problem, hint.clone()))?;
     match &entry.usage {
-        CertUsage::Ca => check_ca_bundle(entry),
+        CertUsage::Ca | CertUsage::ClientCa => check_ca_bundle(entry, now),
         _ => {
             check_leaf(entry, now)?;
             read_key(entry, digest)
@@ -323,7 +326,7 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertInfo>, Problem> {
     Ok(certs)
 }
 
-fn check_ca_bundle(entry: &CertEntry) -> Result<(), FileError> {
+fn check_ca_bundle(entry: &CertEntry, now: OffsetDateTime) -> Result<(), FileError> {
     for (index, cert) in entry.certs.iter().enumerate() {
         if !cert.is_ca {
             let problem = Problem::NotCa {
@@ -332,6 +335,15 @@ fn check_ca_bundle(entry: &CertEntry) -> Result<(), FileError> {
             };
             return Err(FileError::new(&entry.cert_path, problem, None));
         }
+    }
+    // Expired CA certificates are left out of the trust store; a bundle with nothing left
+    // cannot verify anything.
+    if let Some(newest) = entry.certs.iter().map(|cert| cert.not_after).max()
+        && newest < now
+    {
+        let hint = "rotate the CA with 'tumbler cert create-ca --overwrite'".to_owned();
+        let problem = Problem::AllExpired(format_time(newest));
+        return Err(FileError::new(&entry.cert_path, problem, Some(hint)));
     }
     Ok(())
 }
@@ -356,7 +368,16 @@ fn check_leaf(entry: &CertEntry, now: OffsetDateTime) -> Result<(), FileError> {
     let file = entry.usage.cert_file();
     let found = leaf.common_name.clone().unwrap_or_default();
     match &entry.usage {
-        CertUsage::Ca => Ok(()),
+        CertUsage::Ca | CertUsage::ClientCa => Ok(()),
+        CertUsage::Ui => {
+            if !leaf.has_server_auth() {
+                return fail(Problem::MissingUsage {
+                    usage: "serverAuth",
+                    role: "the admin listener needs to serve TLS",
+                });
+            }
+            Ok(())
+        }
         CertUsage::Node => {
             if found != "node" {
                 return fail(Problem::WrongCommonName {
@@ -435,7 +456,10 @@ fn read_key(
 
 fn regenerate_hint(usage: &CertUsage) -> Option<String> {
     match usage {
-        CertUsage::Ca => None,
+        CertUsage::Ca | CertUsage::ClientCa => None,
+        CertUsage::Ui => {
+            Some("regenerate the pair with 'tumbler cert create-ui HOST... --overwrite'".to_owned())
+        }
         CertUsage::Node => {
             Some("regenerate the pair with 'tumbler cert create-node --overwrite'".to_owned())
         }

@@ -86,10 +86,10 @@ fn load_accepts_fresh_folder() {
 
     let certs = NodeCerts::load(&folder.certs, NOW).unwrap();
     assert_eq!(certs.ca_certs.len(), 1);
-    assert_eq!(certs.node_chain.len(), 1);
-    assert_eq!(certs.node_chain[0].common_name.as_deref(), Some("node"));
+    assert_eq!(certs.node.chain.len(), 1);
+    assert_eq!(certs.node.chain[0].common_name.as_deref(), Some("node"));
     assert_eq!(
-        certs.node_issuer.fingerprint_sha256,
+        certs.node.issuer.fingerprint_sha256,
         certs.ca_certs[0].fingerprint_sha256
     );
 }
@@ -456,9 +456,9 @@ fn load_follows_secret_volume_symlinks() {
         "the new version reads the same"
     );
     let expected = NodeCerts::load(&replacement.certs, NOW).unwrap();
-    let issuer = &reloaded.node_issuer.fingerprint_sha256;
+    let issuer = &reloaded.node.issuer.fingerprint_sha256;
     assert_eq!(
-        issuer, &expected.node_issuer.fingerprint_sha256,
+        issuer, &expected.node.issuer.fingerprint_sha256,
         "the old CA is still read"
     );
 }
@@ -533,9 +533,9 @@ fn load_accepts_cockroach_fixtures() {
     copy_cockroach_fixtures(temp.path());
 
     let certs = NodeCerts::load(temp.path(), OffsetDateTime::now_utc()).unwrap();
-    assert_eq!(certs.node_chain[0].common_name.as_deref(), Some("node"));
+    assert_eq!(certs.node.chain[0].common_name.as_deref(), Some("node"));
     let ca_subject = "CommonName=Cockroach CA, Organization=Cockroach";
-    assert_eq!(certs.node_issuer.subject, ca_subject);
+    assert_eq!(certs.node.issuer.subject, ca_subject);
     assert_eq!(certs.ca_certs[0].subject, ca_subject);
     let root_error = entry_error(&certs.scan, &root());
     assert!(root_error.is_none(), "{root_error:?}");

@@ -206,9 +206,9 @@ fn root() -> CertUsage {
 /// Loads the folder as of now and asserts that the node and the `root` client pass.
 fn assert_loads(ca: &OpensslCa) {
     let certs = NodeCerts::load(&ca.certs, OffsetDateTime::now_utc()).unwrap();
-    assert_eq!(certs.node_chain[0].common_name.as_deref(), Some("node"));
+    assert_eq!(certs.node.chain[0].common_name.as_deref(), Some("node"));
     assert_eq!(
-        certs.node_issuer.subject,
+        certs.node.issuer.subject,
         "CommonName=Example CA, Organization=Example"
     );
     let root_entry = certs.scan.entry(&root()).expect("no client.root entry");

@@ -134,7 +134,7 @@ fn rotate_ca_keeps_old_node_trusted() {
     assert_eq!(certs.ca_certs.len(), 2);
     let old_ca = &certs.ca_certs[1];
     assert_eq!(
-        certs.node_issuer.fingerprint_sha256,
+        certs.node.issuer.fingerprint_sha256,
         old_ca.fingerprint_sha256
     );
 }

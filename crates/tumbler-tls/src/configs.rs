@@ -2,9 +2,11 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tumbler_pki::NodeCerts;
+use tumbler_pki::node_certs::Identity;
 
 /// ALPN protocol id PostgreSQL clients offer (libpq 17 and later).
 const POSTGRESQL_ALPN: &[u8] = b"postgresql";
@@ -33,12 +35,14 @@ pub fn provider() -> Arc<CryptoProvider> {
 #[derive(Debug, Clone)]
 pub struct TlsConfigs {
     /// SQL listener: serves `node.crt`; asks for a client certificate and verifies any that is
-    /// sent against `ca.crt`. A connection without one reaches the SQL layer, which rejects it
+    /// sent against the client CA (`ca-client.crt`, else `ca.crt`). A connection without one reaches the SQL layer, which rejects it
     /// with a message saying that no client certificate was presented.
     pub sql: Arc<ServerConfig>,
-    /// HTTPS admin listener: the same identity and client verification, ALPN `http/1.1`.
+    /// HTTPS admin listener: serves `ui.crt` when present, else `node.crt`; the same client
+    /// verification; ALPN `http/1.1`.
     pub admin: Arc<ServerConfig>,
-    /// Outgoing connections to other nodes: presents `node.crt`, trusts `ca.crt`.
+    /// Outgoing connections to other nodes: presents `client.node.crt` when present, else
+    /// `node.crt`, and trusts `ca.crt`.
     pub node_client: Arc<ClientConfig>,
 }
 
@@ -49,16 +53,18 @@ impl TlsConfigs {
     ///
     /// Returns a [`TlsError`] when rustls rejects the material.
     pub fn build(certs: &NodeCerts) -> Result<Self, TlsError> {
-        let roots = Arc::new(root_store(certs)?);
-        let sql = server_config(certs, &roots, POSTGRESQL_ALPN)?;
-        let admin = server_config(certs, &roots, HTTP1_ALPN)?;
+        let roots = Arc::new(root_store(certs.ca_der())?);
+        let client_roots = Arc::new(root_store(certs.client_ca_der())?);
+        let sql = server_config(&certs.node, &client_roots, POSTGRESQL_ALPN)?;
+        let admin = server_config(certs.admin_identity(), &client_roots, HTTP1_ALPN)?;
+        let outgoing = certs.outgoing_identity();
         let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(|error| TlsError::Rustls(rustls::Error::General(error.to_string())))?;
         let node_client = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_webpki_verifier(verifier)
-            .with_client_auth_cert(certs.node_chain_der(), certs.node_key())?;
+            .with_client_auth_cert(outgoing.chain_der(), outgoing.key())?;
         Ok(Self {
             sql: Arc::new(sql),
             admin: Arc::new(admin),
@@ -67,16 +73,16 @@ impl TlsConfigs {
     }
 }
 
-fn root_store(certs: &NodeCerts) -> Result<RootCertStore, TlsError> {
+fn root_store(cas: Vec<CertificateDer<'static>>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for ca in certs.ca_der() {
+    for ca in cas {
         roots.add(ca)?;
     }
     Ok(roots)
 }
 
 fn server_config(
-    certs: &NodeCerts,
+    identity: &Identity,
     roots: &Arc<RootCertStore>,
     alpn: &[u8],
 ) -> Result<ServerConfig, TlsError> {
@@ -86,7 +92,7 @@ fn server_config(
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs.node_chain_der(), certs.node_key())?;
+        .with_single_cert(identity.chain_der(), identity.key())?;
     config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }

@@ -1,15 +1,20 @@
-//! `tumbler cert`: create-ca, create-node, create-client and list.
+//! `tumbler cert`: the create commands and remove-ca; listing and inspecting live in `list`.
 
-use std::path::{Path, PathBuf};
+pub(crate) mod list;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use time::{Duration, OffsetDateTime};
-use tumbler_pki::create::{CreateOptions, CreateReport, create_ca, create_client, create_node};
+use tumbler_pki::KeyType;
+use tumbler_pki::bundle::remove_ca;
+use tumbler_pki::create::{
+    CaBundle, CaOptions, CreateOptions, CreateReport, create_ca_bundle, create_client_with,
+    create_node, create_ui,
+};
 use tumbler_pki::lifetime::{DEFAULT_CA_LIFETIME, DEFAULT_LEAF_LIFETIME, parse_duration};
 use tumbler_pki::scan::format_time;
-use tumbler_pki::{CertUsage, KeyType, Scan};
 
 /// The default certs folder: `$HOME/.tumbler-certs`.
 pub(crate) fn default_certs_dir() -> PathBuf {
@@ -21,18 +26,33 @@ pub(crate) fn default_certs_dir() -> PathBuf {
 #[derive(Debug, Subcommand)]
 pub(crate) enum CertCommand {
     /// Create a CA certificate and key. With --overwrite over an existing ca.crt, writes the
-    /// new CA certificate first and keeps every old one after it (the combined CA bundle).
+    /// new CA certificate first and keeps the old ones after it (the combined CA bundle).
     CreateCa {
         #[command(flatten)]
         common: CreateArgs,
-        /// Sign the new CA certificate with the existing key at --ca-key instead of refusing.
-        #[arg(long)]
-        allow_ca_key_reuse: bool,
+        #[command(flatten)]
+        ca: CaArgs,
+    },
+    /// Create a client CA (ca-client.crt). Once it exists, nodes check client certificates
+    /// against it instead of ca.crt, and create-client signs with it.
+    CreateClientCa {
+        #[command(flatten)]
+        common: CreateArgs,
+        #[command(flatten)]
+        ca: CaArgs,
     },
     /// Create node.crt and node.key. Each HOST that parses as an IP address becomes an IP SAN,
     /// every other a DNS SAN.
     CreateNode {
         /// Host names and IP addresses the node is reached at.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        common: CreateArgs,
+    },
+    /// Create ui.crt and ui.key, which the HTTPS admin listener serves instead of node.crt.
+    CreateUi {
+        /// Host names and IP addresses the admin UI is reached at; the first is the CN.
         #[arg(required = true)]
         hosts: Vec<String>,
         #[command(flatten)]
@@ -44,13 +64,60 @@ pub(crate) enum CertCommand {
         user: String,
         #[command(flatten)]
         common: CreateArgs,
+        /// Also write client.USER.key.pk8, the key as DER PKCS#8 (mode 0600), which JDBC reads.
+        #[arg(long)]
+        also_generate_pkcs8_key: bool,
     },
-    /// List the certificates in the certs folder. Exits with 1 when any row has an error.
+    /// List the certificates in the certs folder, one row per certificate. Exits with 1 when
+    /// any row has an error, 0 otherwise.
     List {
         /// The certs folder.
         #[arg(long, env = "TUMBLER_CERTS_DIR", default_value_os_t = default_certs_dir())]
         certs_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = list::Format::Table)]
+        format: list::Format,
     },
+    /// Print every certificate of a PEM file with its fields, SHA-256 fingerprint and key
+    /// identifiers.
+    Inspect {
+        /// The PEM file.
+        file: PathBuf,
+    },
+    /// Remove one CA certificate, named by its SHA-256 fingerprint, from ca.crt (or from
+    /// ca-client.crt when ca.crt does not hold it).
+    RemoveCa {
+        /// The certs folder.
+        #[arg(long, env = "TUMBLER_CERTS_DIR", default_value_os_t = default_certs_dir())]
+        certs_dir: PathBuf,
+        /// SHA-256 fingerprint of the certificate, as 'cert list --format=json' or 'cert inspect'
+        /// print it; colons and case do not matter.
+        #[arg(long)]
+        fingerprint: String,
+        /// Remove it even when it signed the current node.crt (or client.node.crt).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Flags of the CA commands.
+#[derive(Debug, Args)]
+pub(crate) struct CaArgs {
+    /// Sign the new CA certificate with the existing key at --ca-key instead of refusing.
+    #[arg(long)]
+    allow_ca_key_reuse: bool,
+    /// Keep expired CA certificates in the combined bundle (by default they are dropped).
+    #[arg(long)]
+    keep_expired: bool,
+}
+
+impl CaArgs {
+    fn options(&self) -> CaOptions {
+        CaOptions {
+            allow_key_reuse: self.allow_ca_key_reuse,
+            keep_expired: self.keep_expired,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -110,17 +177,49 @@ impl CreateArgs {
 
 pub(crate) fn run(command: CertCommand) -> anyhow::Result<ExitCode> {
     let report = match command {
-        CertCommand::CreateCa {
-            common,
-            allow_ca_key_reuse,
-        } => create_ca(&common.options(DEFAULT_CA_LIFETIME)?, allow_ca_key_reuse)?,
+        CertCommand::CreateCa { common, ca } => create_ca_bundle(
+            &common.options(DEFAULT_CA_LIFETIME)?,
+            CaBundle::Server,
+            ca.options(),
+        )?,
+        CertCommand::CreateClientCa { common, ca } => create_ca_bundle(
+            &common.options(DEFAULT_CA_LIFETIME)?,
+            CaBundle::Client,
+            ca.options(),
+        )?,
         CertCommand::CreateNode { hosts, common } => {
             create_node(&common.options(DEFAULT_LEAF_LIFETIME)?, &hosts)?
         }
-        CertCommand::CreateClient { user, common } => {
-            create_client(&common.options(DEFAULT_LEAF_LIFETIME)?, &user)?
+        CertCommand::CreateUi { hosts, common } => {
+            create_ui(&common.options(DEFAULT_LEAF_LIFETIME)?, &hosts)?
         }
-        CertCommand::List { certs_dir } => return list(&certs_dir),
+        CertCommand::CreateClient {
+            user,
+            common,
+            also_generate_pkcs8_key,
+        } => create_client_with(
+            &common.options(DEFAULT_LEAF_LIFETIME)?,
+            &user,
+            also_generate_pkcs8_key,
+        )?,
+        CertCommand::List { certs_dir, format } => return list::run(&certs_dir, format),
+        CertCommand::Inspect { file } => return list::inspect(&file),
+        CertCommand::RemoveCa {
+            certs_dir,
+            fingerprint,
+            force,
+        } => {
+            let report = remove_ca(&certs_dir, &fingerprint, force, OffsetDateTime::now_utc())?;
+            if let (Some(cert), Some(path)) = (&report.certificate, report.written.first()) {
+                println!(
+                    "removed {} (serial {}) from {}",
+                    cert.subject,
+                    cert.serial_hex(),
+                    path.display()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     print_report(&report);
     Ok(ExitCode::SUCCESS)
@@ -140,141 +239,5 @@ fn print_report(report: &CreateReport) {
             cert.serial_hex(),
             format_time(cert.not_after)
         );
-    }
-}
-
-/// One line of `cert list`.
-struct Row {
-    usage: String,
-    cert_file: String,
-    key_file: String,
-    expires: String,
-    notes: String,
-    error: String,
-}
-
-fn list(certs_dir: &Path) -> anyhow::Result<ExitCode> {
-    let scan = Scan::read(certs_dir, OffsetDateTime::now_utc())
-        .with_context(|| format!("cannot list certificates in {}", certs_dir.display()))?;
-    for warning in &scan.warnings {
-        eprintln!("warning: {warning}");
-    }
-    let mut rows = Vec::new();
-    for entry in &scan.entries {
-        rows.extend(entry_rows(entry));
-    }
-    println!("Certificate directory: {}", certs_dir.display());
-    print_table(&rows);
-    Ok(if scan.has_errors() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn entry_rows(entry: &tumbler_pki::CertEntry) -> Vec<Row> {
-    let name = |path: &Path| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let usage = match &entry.usage {
-        CertUsage::Ca => "CA",
-        CertUsage::Node => "Node",
-        CertUsage::Client(_) => "Client",
-    };
-    let cert_file = name(&entry.cert_path);
-    let key_file = entry.key_path.as_deref().map(name).unwrap_or_default();
-    let error = entry
-        .error
-        .as_ref()
-        .map(|error| error.problem.to_string())
-        .unwrap_or_default();
-    if entry.certs.is_empty() {
-        return vec![Row {
-            usage: usage.to_owned(),
-            cert_file,
-            key_file,
-            expires: String::new(),
-            notes: String::new(),
-            error,
-        }];
-    }
-    let count = entry.certs.len();
-    let now = OffsetDateTime::now_utc();
-    let mut rows = Vec::new();
-    let certs = if entry.usage == CertUsage::Ca {
-        &entry.certs[..]
-    } else {
-        &entry.certs[..1]
-    };
-    for (index, cert) in certs.iter().enumerate() {
-        let mut notes = match &entry.usage {
-            CertUsage::Ca => format!("certificate {} of {count}", index + 1),
-            CertUsage::Node => format!(
-                "addresses: {}",
-                cert.sans
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            CertUsage::Client(user) => format!("user: {user}"),
-        };
-        notes.push_str(&format!("; key: {}", cert.public_key));
-        let mut row_error = if index == 0 {
-            error.clone()
-        } else {
-            String::new()
-        };
-        if entry.usage == CertUsage::Ca && cert.not_after < now {
-            row_error = format!("expired at {}", format_time(cert.not_after));
-        }
-        rows.push(Row {
-            usage: usage.to_owned(),
-            cert_file: cert_file.clone(),
-            key_file: key_file.clone(),
-            expires: cert.not_after.date().to_string().replace('-', "/"),
-            notes,
-            error: row_error,
-        });
-    }
-    rows
-}
-
-fn print_table(rows: &[Row]) {
-    let header = Row {
-        usage: "Usage".into(),
-        cert_file: "Certificate File".into(),
-        key_file: "Key File".into(),
-        expires: "Expires".into(),
-        notes: "Notes".into(),
-        error: "Error".into(),
-    };
-    let all: Vec<&Row> = std::iter::once(&header).chain(rows).collect();
-    let width = |field: fn(&Row) -> &str| all.iter().map(|row| field(row).len()).max().unwrap_or(0);
-    let widths = [
-        width(|row| &row.usage),
-        width(|row| &row.cert_file),
-        width(|row| &row.key_file),
-        width(|row| &row.expires),
-        width(|row| &row.notes),
-    ];
-    for row in all {
-        let line = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {}",
-            row.usage,
-            row.cert_file,
-            row.key_file,
-            row.expires,
-            row.notes,
-            row.error,
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3],
-            w4 = widths[4],
-        );
-        println!("{}", line.trim_end());
     }
 }

@@ -385,3 +385,60 @@ pub fn stderr(output: &Output) -> String {
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// Runs `tumbler cert list --certs-dir=CERTS`, which takes no `--ca-key`.
+pub fn cert_list(certs: &Path) -> Output {
+    Command::new(tumbler_bin())
+        .args(["cert", "list"])
+        .arg(format!("--certs-dir={}", certs.display()))
+        .output()
+        .expect("run tumbler cert list")
+}
+
+/// Runs `openssl ARGS` and returns its output, whatever its exit status.
+pub fn openssl<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl")
+}
+
+/// A certificate file's Not After, read with `openssl x509 -enddate`.
+pub fn file_not_after(path: &Path) -> time::OffsetDateTime {
+    file_date(path, "-enddate", "notAfter=")
+}
+
+/// A certificate file's Not Before, read with `openssl x509 -startdate`.
+pub fn file_not_before(path: &Path) -> time::OffsetDateTime {
+    file_date(path, "-startdate", "notBefore=")
+}
+
+/// Reads one date of the first certificate in `path`. `-dateopt iso_8601` makes OpenSSL 3
+/// print `2026-03-01 12:00:00Z`.
+fn file_date(path: &Path, flag: &str, prefix: &str) -> time::OffsetDateTime {
+    let output = Command::new("openssl")
+        .args(["x509", "-noout", flag, "-dateopt", "iso_8601", "-in"])
+        .arg(path)
+        .output()
+        .expect("run openssl x509");
+    let text = stdout(&output);
+    assert!(
+        output.status.success(),
+        "openssl x509 {flag} failed on {}: {}",
+        path.display(),
+        stderr(&output)
+    );
+    let value = text
+        .trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("openssl printed no {prefix}: {text}"));
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::PrimitiveDateTime::parse(value, &format)
+        .unwrap_or_else(|error| panic!("cannot parse {value:?}: {error}"))
+        .assume_utc()
+}

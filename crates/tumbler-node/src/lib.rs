@@ -13,7 +13,10 @@
 //! The node reads only the certs folder (never a CA key) and its store.
 
 mod admin;
+mod generation;
+mod poll;
 mod reload;
+mod sessions;
 mod signals;
 mod sql;
 mod status;
@@ -22,10 +25,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use time::OffsetDateTime;
+use generation::GenerationRules;
 use tokio::net::TcpListener;
-use tumbler_pki::{FileError, NodeCerts};
-use tumbler_tls::{Published, ReloadableTls, TlsConfigs, TlsError};
+use tumbler_pki::FileError;
+use tumbler_tls::{Published, ReloadableTls, TlsError};
 
 pub use reload::{ReloadOutcome, Reloader};
 
@@ -40,6 +43,14 @@ pub struct NodeConfig {
     pub listen_addr: String,
     /// Address of the HTTPS admin listener, `HOST:PORT`.
     pub http_addr: String,
+    /// Address other nodes and clients use to reach this node; `node.crt` must cover its host.
+    /// Without it, the listen host is used unless it is a wildcard.
+    pub advertise_addr: Option<String>,
+    /// Poll the certs folder at this interval and reload when its content changed.
+    pub cert_reload_interval: Option<std::time::Duration>,
+    /// Keep open SQL sessions whose client certificate no longer chains to the trusted CAs
+    /// after a reload removed a CA.
+    pub keep_sessions_on_ca_removal: bool,
 }
 
 /// Errors that stop a node from starting.
@@ -68,22 +79,6 @@ pub enum NodeError {
     Signals(std::io::Error),
 }
 
-/// Loads the certs folder into a generation ready to publish.
-///
-/// # Errors
-///
-/// Returns the loader's [`FileError`] or a [`TlsError`].
-pub fn load_generation(certs_dir: &std::path::Path) -> Result<Published, NodeError> {
-    let now = OffsetDateTime::now_utc();
-    let certs = NodeCerts::load(certs_dir, now)?;
-    let configs = TlsConfigs::build(&certs)?;
-    Ok(Published {
-        certs,
-        configs,
-        loaded_at: now,
-    })
-}
-
 /// Runs a node until SIGTERM or SIGINT.
 ///
 /// # Errors
@@ -98,10 +93,20 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         "starting node"
     );
 
-    let first = load_generation(&config.certs_dir)?;
+    let advertise = config
+        .advertise_addr
+        .as_deref()
+        .unwrap_or(&config.listen_addr);
+    let rules = GenerationRules {
+        certs_dir: config.certs_dir.clone(),
+        advertise_host: generation::host_of(advertise),
+    };
+    let first = rules.load(None)?;
     log_generation(&first);
     let tls = Arc::new(ReloadableTls::new(first));
-    let reloader = Arc::new(Reloader::new(config.certs_dir.clone(), tls.clone()));
+    let sessions = Arc::new(sessions::Sessions::default());
+    let closer = (!config.keep_sessions_on_ca_removal).then(|| sessions.clone());
+    let reloader = Arc::new(Reloader::new(rules, tls.clone(), closer));
     let store = Arc::new(tumbler_sql::Store::open(&config.store_dir)?);
 
     let sql_listener = bind(&config.listen_addr).await?;
@@ -110,11 +115,17 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     let admin_addr = local_addr(&admin_listener);
     tracing::info!(sql = %sql_addr, admin = %admin_addr, "listening");
 
-    let sql_task = tokio::spawn(sql::serve(sql_listener, tls.clone(), store));
+    let sql_task = tokio::spawn(sql::serve(sql_listener, tls.clone(), store, sessions));
+    let poll_task = config
+        .cert_reload_interval
+        .map(|interval| tokio::spawn(poll::run(reloader.clone(), interval)));
     let admin_task = tokio::spawn(admin::serve(admin_listener, tls, reloader.clone()));
     signals.run(reloader).await;
     sql_task.abort();
     admin_task.abort();
+    if let Some(task) = poll_task {
+        task.abort();
+    }
     tracing::info!("node stopped");
     Ok(())
 }

@@ -14,6 +14,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tumbler_pki::CertInfo;
@@ -21,18 +22,23 @@ use tumbler_pki::names::normalize_user;
 use tumbler_sql::{QueryHandler, Store};
 use tumbler_tls::ReloadableTls;
 
+use crate::sessions::{Session, Sessions};
+
 /// SQLSTATE `invalid_authorization_specification`.
 const INVALID_AUTHORIZATION: &str = "28000";
 
 /// Accepts SQL connections until the task is aborted. Each connection takes the TLS generation
 /// that is current when it is accepted.
-pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, store: Arc<Store>) {
-    let handlers = Arc::new(Handlers {
-        queries: Arc::new(QueryHandler::new(store)),
-        startup: Arc::new(CertificateAuth {
-            parameters: server_parameters(),
-            pids: RandomPidSecretKeyGenerator::default(),
-        }),
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Arc<ReloadableTls>,
+    store: Arc<Store>,
+    sessions: Arc<Sessions>,
+) {
+    let queries = Arc::new(QueryHandler::new(store));
+    let shared = Arc::new(SharedStartup {
+        parameters: server_parameters(),
+        pids: RandomPidSecretKeyGenerator::default(),
     });
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -43,13 +49,25 @@ pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, store:
             }
         };
         let acceptor = TlsAcceptor::from(tls.current().configs.sql.clone());
-        let handlers = handlers.clone();
+        let guard = sessions.open(peer);
+        let handlers = Arc::new(Handlers {
+            queries: queries.clone(),
+            startup: Arc::new(CertificateAuth {
+                shared: shared.clone(),
+                session: guard.session.clone(),
+            }),
+        });
         tokio::spawn(async move {
-            if let Err(error) =
-                pgwire::tokio::process_socket(socket, Some(acceptor), handlers).await
-            {
-                tracing::warn!(peer = %peer, reason = %error, "SQL connection rejected or failed");
+            let connection = pgwire::tokio::process_socket(socket, Some(acceptor), handlers);
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::warn!(peer = %peer, reason = %error, "SQL connection rejected or failed");
+                    }
+                }
+                () = guard.session.close.notified() => {}
             }
+            drop(guard);
         });
     }
 }
@@ -85,6 +103,13 @@ impl PgWireServerHandlers for Handlers {
 /// EKU during the handshake; this checks who the certificate is for.
 #[derive(Debug)]
 struct CertificateAuth {
+    shared: Arc<SharedStartup>,
+    session: Arc<Session>,
+}
+
+/// Startup state shared by every connection.
+#[derive(Debug)]
+struct SharedStartup {
     parameters: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
 }
@@ -107,17 +132,25 @@ impl StartupHandler for CertificateAuth {
         protocol_negotiation(client, &startup).await?;
         save_startup_parameters_to_metadata(client, &startup);
         let requested = client.metadata().get("user").cloned().unwrap_or_default();
-        if let Err(reason) = authenticate(client, &requested) {
-            tracing::warn!(peer = %client.socket_addr(), user = %requested, %reason, "SQL client rejected");
-            return Err(fatal(reason));
-        }
-        let (pid, secret_key) = self.pids.generate(&*client);
+        let chain = match authenticate(client, &requested) {
+            Ok(chain) => chain,
+            Err(reason) => {
+                tracing::warn!(peer = %client.socket_addr(), user = %requested, %reason, "SQL client rejected");
+                return Err(fatal(reason));
+            }
+        };
+        self.session.authenticated(requested, chain);
+        let (pid, secret_key) = self.shared.pids.generate(&*client);
         client.set_pid_and_secret_key(pid, secret_key);
-        finish_authentication(client, &self.parameters).await
+        finish_authentication(client, &self.shared.parameters).await
     }
 }
 
-fn authenticate<C: ClientInfo>(client: &C, requested: &str) -> Result<(), String> {
+/// Checks the connection and returns the client's certificate chain.
+fn authenticate<C: ClientInfo>(
+    client: &C,
+    requested: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     if !client.is_secure() {
         return Err(
             "tumbler accepts only TLS connections: connect with sslmode=verify-full, \
@@ -125,16 +158,17 @@ fn authenticate<C: ClientInfo>(client: &C, requested: &str) -> Result<(), String
                 .to_owned(),
         );
     }
-    let leaf = client
+    let chain: Vec<CertificateDer<'static>> = client
         .client_certificates()
-        .and_then(|certs| certs.first().cloned());
-    let Some(leaf) = leaf else {
+        .map(|certs| certs.iter().map(|cert| cert.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let Some(leaf) = chain.first().cloned() else {
         return Err(format!(
             "no client certificate was presented; connect with sslcert=client.{requested}.crt \
              and sslkey=client.{requested}.key"
         ));
     };
-    let cert = CertInfo::parse(leaf.into_owned())
+    let cert = CertInfo::parse(leaf)
         .map_err(|error| format!("the client certificate cannot be read: {error}"))?;
     let common_name = cert.common_name.unwrap_or_default();
     let user = normalize_user(requested)?;
@@ -143,7 +177,7 @@ fn authenticate<C: ClientInfo>(client: &C, requested: &str) -> Result<(), String
             "certificate is for {common_name:?}, not {requested:?}"
         ));
     }
-    Ok(())
+    Ok(chain)
 }
 
 fn fatal(message: String) -> PgWireError {

@@ -113,14 +113,19 @@ impl NodeCerts {
             )?),
             None => None,
         };
-        let mut warnings: Vec<String> = scan.warnings.clone();
         if client_ca_certs.is_some() && node_client.is_none() {
-            warnings.push(format!(
-                "{CLIENT_CA_CERT} exists but client.node.crt does not: other nodes check the \
-                 node's client certificate against {CLIENT_CA_CERT}; create it with \
-                 'tumbler cert create-client node'"
-            ));
+            // Other nodes check this node's client certificate against ca-client.crt, which
+            // did not sign node.crt.
+            return Err(FileError {
+                path: scan.dir.join("client.node.crt"),
+                problem: Problem::Missing,
+                hint: Some(format!(
+                    "{CLIENT_CA_CERT} exists, so the node needs a client certificate signed by \
+                     it: create it with 'tumbler cert create-client node'"
+                )),
+            });
         }
+        let mut warnings: Vec<String> = scan.warnings.clone();
         for entry in &scan.entries {
             if let (CertUsage::Client(_), Some(error)) = (&entry.usage, &entry.error) {
                 warnings.push(format!("client certificate not usable: {error}"));
@@ -289,4 +294,93 @@ pub(crate) fn verify_chain(
 /// compare the bodies.
 fn spki_body_matches(full_spki: &[u8], anchor_spki: &[u8]) -> bool {
     full_spki.ends_with(anchor_spki)
+}
+
+impl NodeCerts {
+    /// Checks that `node.crt` covers `host`, the address other nodes and clients use to reach
+    /// this node: an IP address must be an IP SAN, a name must match a DNS SAN (a `*.` wildcard
+    /// covers one label).
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`FileError`] on `node.crt` that names the host and the SANs.
+    pub fn check_covers(&self, host: &str) -> Result<(), FileError> {
+        let leaf = self.node.leaf();
+        if leaf.sans.iter().any(|san| san_covers(san, host)) {
+            return Ok(());
+        }
+        let sans: Vec<String> = leaf.sans.iter().map(ToString::to_string).collect();
+        Err(FileError {
+            path: self.scan.dir.join(CertUsage::Node.cert_file()),
+            problem: Problem::AddressNotCovered {
+                host: host.to_owned(),
+                sans: sans.join(", "),
+            },
+            hint: Some(format!(
+                "create the node certificate with every address it is reached at, including \
+                 {host}: 'tumbler cert create-node {host} ... --overwrite'"
+            )),
+        })
+    }
+
+    /// Checks that this generation keeps every optional certificate that `previous` had in a
+    /// valid state: a `ui.crt`, `ca-client.crt` or `client.node.crt` that disappears or breaks
+    /// must not silently fall back to another certificate.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`FileError`] naming the file that would be lost.
+    pub fn check_keeps_slots(&self, previous: &NodeCerts) -> Result<(), FileError> {
+        let slots = [
+            CertUsage::ClientCa,
+            CertUsage::Ui,
+            CertUsage::Client("node".to_owned()),
+        ];
+        for usage in slots {
+            let was_valid = previous
+                .scan
+                .entry(&usage)
+                .is_some_and(|entry| entry.error.is_none());
+            if !was_valid {
+                continue;
+            }
+            let reason = match self.scan.entry(&usage) {
+                None => "it is missing".to_owned(),
+                Some(CertEntry {
+                    error: Some(error), ..
+                }) => error.to_string(),
+                Some(_) => continue,
+            };
+            return Err(FileError {
+                path: self.scan.dir.join(usage.cert_file()),
+                problem: Problem::WouldLoseSlot { reason },
+                hint: Some(format!(
+                    "restore a valid {}, or restart the node to stop using it",
+                    usage.cert_file()
+                )),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn san_covers(san: &crate::cert::San, host: &str) -> bool {
+    use crate::cert::San;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match (san, host.parse::<std::net::IpAddr>()) {
+        (San::Ip(address), Ok(wanted)) => *address == wanted,
+        (San::Dns(name), Err(_)) => dns_matches(name, host),
+        _ => false,
+    }
+}
+
+fn dns_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == host,
+    }
 }

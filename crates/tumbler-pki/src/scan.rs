@@ -99,6 +99,20 @@ pub enum Problem {
         /// Why the role needs it.
         role: &'static str,
     },
+    /// The node certificate's SANs do not cover the node's advertised address.
+    #[error("the certificate's SANs ({sans}) do not cover the advertised address {host}")]
+    AddressNotCovered {
+        /// The advertised host.
+        host: String,
+        /// The SANs the certificate has.
+        sans: String,
+    },
+    /// A reload would drop a certificate that was valid before.
+    #[error("the reload would lose this valid certificate: {reason}")]
+    WouldLoseSlot {
+        /// Why the new file is unusable.
+        reason: String,
+    },
     /// The node certificate does not chain to a CA in `ca.crt`.
     #[error("is not signed by any valid CA certificate in {ca_file} ({reason})")]
     Untrusted {

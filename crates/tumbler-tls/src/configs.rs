@@ -23,6 +23,16 @@ pub enum TlsError {
     /// The client certificate verifier could not be built.
     #[error("building the client certificate verifier failed: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A handshake between the new server and client configs failed in memory.
+    #[error(
+        "a test handshake with the new certificates failed on the {listener} listener: {reason}"
+    )]
+    SelfTest {
+        /// `SQL` or `admin`.
+        listener: &'static str,
+        /// What rustls reported.
+        reason: String,
+    },
 }
 
 /// The aws-lc-rs crypto provider every tumbler config is built with. Naming it explicitly
@@ -70,6 +80,24 @@ impl TlsConfigs {
             admin: Arc::new(admin),
             node_client: Arc::new(node_client),
         })
+    }
+}
+
+impl TlsConfigs {
+    /// Runs a handshake in memory between each listener's server config and the node's own
+    /// client config, which presents the node's outgoing certificate. `sql_name` and
+    /// `admin_name` are the names the client verifies.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`TlsError::SelfTest`] naming the listener and rustls's reason.
+    pub fn self_test(&self, sql_name: &str, admin_name: &str) -> Result<(), TlsError> {
+        let run = |listener, server: &Arc<ServerConfig>, name: &str| {
+            crate::self_test::handshake(self.node_client.clone(), server.clone(), name)
+                .map_err(|reason| TlsError::SelfTest { listener, reason })
+        };
+        run("SQL", &self.sql, sql_name)?;
+        run("admin", &self.admin, admin_name)
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod client;
 mod configs;
 mod reloadable;
+mod self_test;
 
 pub use configs::{TlsConfigs, TlsError, provider};
 pub use reloadable::{Published, ReloadableTls};

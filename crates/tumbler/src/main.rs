@@ -43,6 +43,18 @@ struct StartArgs {
     /// Address of the HTTPS admin listener.
     #[arg(long, default_value = "localhost:8080")]
     http_addr: String,
+    /// Address other nodes and clients reach this node at (HOST or HOST:PORT); node.crt must
+    /// cover its host. Defaults to the --listen-addr host unless that is a wildcard.
+    #[arg(long)]
+    advertise_addr: Option<String>,
+    /// Poll the certs folder at this interval (e.g. 10s) and reload when its content changed.
+    /// Off by default.
+    #[arg(long)]
+    cert_reload_interval: Option<String>,
+    /// Keep open SQL sessions whose client certificate no longer chains to a trusted CA after
+    /// a reload removed a CA. By default they are closed.
+    #[arg(long)]
+    keep_sessions_on_ca_removal: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,12 +87,25 @@ fn init_logging() {
         .init();
 }
 
+fn parse_interval(text: &str) -> anyhow::Result<std::time::Duration> {
+    let duration = tumbler_pki::lifetime::parse_duration(text)
+        .map_err(|error| anyhow::anyhow!("--cert-reload-interval: {error}"))?;
+    Ok(duration.unsigned_abs())
+}
+
 fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     let config = tumbler_node::NodeConfig {
         certs_dir: args.certs_dir,
         store_dir: args.store,
         listen_addr: args.listen_addr,
         http_addr: args.http_addr,
+        advertise_addr: args.advertise_addr,
+        cert_reload_interval: args
+            .cert_reload_interval
+            .as_deref()
+            .map(parse_interval)
+            .transpose()?,
+        keep_sessions_on_ca_removal: args.keep_sessions_on_ca_removal,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(tumbler_node::run(config))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -76,6 +76,8 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/_status/certificates/local", get(certificates))
+        .route("/_status/vars", get(metrics))
+        .route("/_admin/v1/certificates/reload", post(reload))
         .route("/", get(page))
         .with_state(state)
 }
@@ -85,21 +87,48 @@ async fn health() -> &'static str {
 }
 
 async fn certificates(State(state): State<AppState>, Extension(peer): Extension<Peer>) -> Response {
+    if let Err(response) = require_root(&peer) {
+        return response;
+    }
+    let published = state.tls.current();
+    Json(CertificatesResponse::new(&published, &state.reloader)).into_response()
+}
+
+/// Runs a reload and returns its outcome; 200 when it succeeded or changed nothing, 422 when it
+/// failed (the node keeps serving the previous certificates either way).
+async fn reload(State(state): State<AppState>, Extension(peer): Extension<Peer>) -> Response {
+    if let Err(response) = require_root(&peer) {
+        return response;
+    }
+    let outcome = state.reloader.reload("api").await;
+    let status = if outcome.result == "failure" {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(outcome)).into_response()
+}
+
+/// Prometheus text format: reload counters and certificate expirations.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = crate::metrics::render(&state.tls.current(), &state.reloader);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// Admits only a client certificate for `root`.
+fn require_root(peer: &Peer) -> Result<(), Response> {
     match peer.user.as_deref() {
-        Some("root") => {
-            let published = state.tls.current();
-            Json(CertificatesResponse::new(&published, &state.reloader)).into_response()
-        }
-        Some(user) => (
+        Some("root") => Ok(()),
+        Some(user) => Err((
             StatusCode::FORBIDDEN,
-            format!("user {user:?} may not read certificate status; use a client certificate for root\n"),
+            format!("user {user:?} is not allowed here; use a client certificate for root\n"),
         )
-            .into_response(),
-        None => (
+            .into_response()),
+        None => Err((
             StatusCode::UNAUTHORIZED,
             "a client certificate for root is required: pass --cert client.root.crt --key client.root.key\n",
         )
-            .into_response(),
+            .into_response()),
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod admin;
 mod generation;
+mod metrics;
 mod poll;
 mod reload;
 mod sessions;

@@ -74,7 +74,7 @@ pub(crate) async fn serve(
 
 fn server_parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
-    parameters.server_version = format!("13.0 (tumbler {})", env!("CARGO_PKG_VERSION"));
+    parameters.server_version = tumbler_sql::SERVER_VERSION.to_owned();
     parameters
 }
 

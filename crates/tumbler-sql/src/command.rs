@@ -113,7 +113,7 @@ pub(crate) enum Set {
     TransactionIsolation,
 }
 
-/// What kind of SQL statement SQLite runs, for the PostgreSQL command tag.
+/// Kind of SQL statement that SQLite runs, for the PostgreSQL command tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SqlKind {
     Select,

@@ -95,7 +95,7 @@ pub(crate) enum QueryError {
         index: usize,
         /// PostgreSQL type name.
         type_name: String,
-        /// Why decoding failed.
+        /// Reason that decoding failed.
         reason: String,
     },
     /// The statement uses a parameter number for which no value was bound.
@@ -176,7 +176,7 @@ fn sqlite_message(error: &rusqlite::Error) -> String {
 }
 
 /// Maps a SQLite error to SQLSTATE. SQLite reports most statement errors with the generic
-/// code `SQLITE_ERROR`, so those are told apart by their message text (SQLite 3.x wording).
+/// code `SQLITE_ERROR`, so those are distinguished by their message text (SQLite 3.x wording).
 fn sqlite_sqlstate(error: &rusqlite::Error) -> &'static str {
     match error {
         rusqlite::Error::SqliteFailure(failure, message) => {

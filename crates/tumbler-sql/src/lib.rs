@@ -48,11 +48,12 @@
 //!
 //! # SQL dialect
 //!
-//! Statements are SQLite SQL with PostgreSQL's `$1` placeholders. The handlers answer
-//! themselves what SQLite lacks and drivers send: `SET`, `SHOW`, `RESET`, `BEGIN` and
+//! Statements are SQLite SQL with PostgreSQL's `$1` placeholders. The handlers run the
+//! commands that drivers send but SQLite lacks: `SET`, `SHOW`, `RESET`, `BEGIN` and
 //! `START TRANSACTION` with PostgreSQL's transaction modes, `COMMIT`/`END`,
-//! `ROLLBACK`/`ABORT` and savepoints, and `SELECT version()`. Results are typed INT8, FLOAT8,
-//! TEXT, VARCHAR, BYTEA or BOOL (see the `types` module for how). Errors carry PostgreSQL
+//! `ROLLBACK`/`ABORT` and savepoints, and `SELECT version()`. Result columns are typed INT8,
+//! FLOAT8, TEXT, VARCHAR, BYTEA or BOOL from their declared SQLite type, or from their values
+//! where the declaration gives none. Errors carry PostgreSQL
 //! SQLSTATE codes and SQLite's message, and an error inside a transaction block aborts the
 //! block until ROLLBACK, as in PostgreSQL.
 

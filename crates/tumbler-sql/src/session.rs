@@ -288,32 +288,26 @@ impl SessionState {
         if params.len() < expected {
             return Err(QueryError::MissingParameter(params.len() + 1));
         }
-        for (index, value) in params.iter().take(expected).enumerate() {
-            statement.raw_bind_parameter(index + 1, value)?;
-        }
+        bind_parameters(&mut statement, params)?;
         let columns = column_decls(&statement);
+
         // NOTE: the whole result is collected before anything is sent, so a query that returns
-        // millions of rows holds them all in memory. Streaming would need the statement to
+        // millions of rows keeps them all in memory. Streaming would need the statement to
         // stay borrowed from the connection across pgwire's Execute messages.
         let mut rows = Vec::new();
         let mut cursor = statement.raw_query();
         while let Some(row) = cursor.next()? {
-            let values = (0..columns.len())
-                .map(|index| row.get::<_, Value>(index))
-                .collect::<rusqlite::Result<Vec<Value>>>()?;
-            rows.push(values);
+            rows.push(row_values(row, columns.len())?);
         }
         drop(cursor);
         drop(statement);
+
         if columns.is_empty() {
             let changes = usize::try_from(self.conn.changes()).unwrap_or(usize::MAX);
             return Ok(done(completion_tag(&sql.kind, changes)));
         }
-        Ok(Outcome::Rows {
-            columns,
-            rows,
-            tag: rows_tag(&sql.kind),
-        })
+        let tag = rows_tag(&sql.kind);
+        Ok(Outcome::Rows { columns, rows, tag })
     }
 
     /// Prepares `sql` without running it, for a Parse message.
@@ -353,19 +347,13 @@ impl SessionState {
         params: &[Value],
     ) -> Result<Option<Vec<Value>>, QueryError> {
         let mut statement = self.conn.prepare_cached(&sql.sql)?;
-        let expected = statement.parameter_count();
-        for (index, value) in params.iter().take(expected).enumerate() {
-            statement.raw_bind_parameter(index + 1, value)?;
-        }
+        bind_parameters(&mut statement, params)?;
         let count = statement.column_count();
         let mut cursor = statement.raw_query();
-        let Some(row) = cursor.next()? else {
-            return Ok(None);
-        };
-        let values = (0..count)
-            .map(|index| row.get::<_, Value>(index))
-            .collect::<rusqlite::Result<Vec<Value>>>()?;
-        Ok(Some(values))
+        match cursor.next()? {
+            Some(row) => Ok(Some(row_values(row, count)?)),
+            None => Ok(None),
+        }
     }
 
     /// Turns SQLite's `query_only` off once a READ ONLY transaction has ended.
@@ -400,6 +388,22 @@ fn ended(tag: &str) -> Outcome {
         tag: Tag::new(tag),
         transition: Transition::Ended,
     }
+}
+
+/// Binds `params` to the statement's parameters by number; extra values are ignored.
+fn bind_parameters(
+    statement: &mut rusqlite::Statement<'_>,
+    params: &[Value],
+) -> rusqlite::Result<()> {
+    let expected = statement.parameter_count();
+    for (index, value) in params.iter().take(expected).enumerate() {
+        statement.raw_bind_parameter(index + 1, value)?;
+    }
+    Ok(())
+}
+
+fn row_values(row: &rusqlite::Row<'_>, count: usize) -> rusqlite::Result<Vec<Value>> {
+    (0..count).map(|index| row.get::<_, Value>(index)).collect()
 }
 
 fn column_decls(statement: &rusqlite::Statement<'_>) -> Vec<ColumnDecl> {

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tumbler_tls::client::ClientCertReloader;
 
+use crate::admin_client::AdminClient;
 use crate::pgclient::ReloadingConnector;
 
 /// Persistent SQL sessions the workload keeps busy.
@@ -387,46 +387,18 @@ fn summary(stats: &Stats, pid: u32, served_pid: u32, still_running: bool) {
 
 /// Reads the node's status API over HTTPS with the root client certificate.
 struct StatusClient {
-    reloader: ClientCertReloader,
-    port: u16,
+    admin: AdminClient,
 }
 
 impl StatusClient {
     fn new(layout: &Layout) -> Self {
         Self {
-            reloader: ClientCertReloader::new(&layout.certs, "root"),
-            port: layout.http_port,
+            admin: AdminClient::new(&layout.certs, "127.0.0.1", layout.http_port),
         }
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<String> {
-        let config = match self.reloader.config() {
-            Ok(config) => config,
-            Err(error) => self
-                .reloader
-                .last_good()
-                .map(|identity| identity.config)
-                .ok_or(error)?,
-        };
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
-        let mut tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        tls.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        // The server closes after the response; a missing TLS close_notify is not an error here.
-        let _ = tls.read_to_end(&mut response).await;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .context("malformed HTTP response")?;
-        if !head.starts_with("HTTP/1.1 200") {
-            bail!("GET {path}: {}", head.lines().next().unwrap_or_default());
-        }
-        Ok(body.to_owned())
+        self.admin.get(path).await
     }
 
     async fn certificates(&self) -> anyhow::Result<serde_json::Value> {

@@ -1,7 +1,9 @@
 //! `tumbler`: certificate commands, the node, and the rotation demo.
 
+mod admin_client;
 mod cert;
 mod demo;
+mod node;
 mod pgclient;
 
 use std::io::IsTerminal;
@@ -27,6 +29,9 @@ enum Command {
     Start(StartArgs),
     /// Run a live certificate rotation on a local node, in a temporary folder.
     Demo(demo::DemoArgs),
+    /// Act on a running node.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Command::Cert(command) => cert::run(command),
         Command::Start(args) => start(args),
         Command::Demo(args) => demo::run(args),
+        Command::Node(command) => node::run(command),
     };
     match result {
         Ok(code) => code,

@@ -58,7 +58,7 @@ fn unix_nanos(time: time::OffsetDateTime) -> String {
     time.unix_timestamp_nanos().to_string()
 }
 
-/// The only entry of `kind` in a status response.
+/// Finds the only entry of `kind` in a status response.
 fn entry<'a>(status: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
     let matching: Vec<&serde_json::Value> = status["certificates"]
         .as_array()
@@ -82,6 +82,19 @@ const FIELD_NAMES: [&str; 10] = [
     "extendedKeyUsage",
     "serial",
 ];
+
+/// Fields that are JSON strings. Times are strings too, because they are int64 nanoseconds.
+const STRING_FIELDS: [&str; 7] = [
+    "issuer",
+    "subject",
+    "validFrom",
+    "validUntil",
+    "signatureAlgorithm",
+    "publicKey",
+    "serial",
+];
+
+const LIST_FIELDS: [&str; 3] = ["addresses", "keyUsage", "extendedKeyUsage"];
 
 #[test]
 fn health_needs_no_client_certificate() {
@@ -154,6 +167,18 @@ fn status_lists_certificate_fields() {
                 "{kind} fields lack {name}: {entry:#}"
             );
         }
+        for name in STRING_FIELDS {
+            assert!(
+                fields[0][name].is_string(),
+                "{kind} {name} is not a string: {entry:#}"
+            );
+        }
+        for name in LIST_FIELDS {
+            assert!(
+                fields[0][name].is_array(),
+                "{kind} {name} is not a list: {entry:#}"
+            );
+        }
     }
 }
 
@@ -188,10 +213,10 @@ fn status_node_matches_node_crt() {
             "addresses lack {address}: {fields:#}"
         );
     }
-    let usages = fields["extendedKeyUsage"].to_string();
-    assert!(
-        usages.contains("serverAuth") || usages.contains("ServerAuth"),
-        "extendedKeyUsage lacks server auth: {fields:#}"
+    assert_eq!(
+        fields["extendedKeyUsage"],
+        serde_json::json!(["ServerAuth", "ClientAuth"]),
+        "extendedKeyUsage: {fields:#}"
     );
 }
 

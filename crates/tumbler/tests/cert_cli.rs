@@ -20,7 +20,7 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
 }
 
-/// `openssl x509 -text` of a certificate file.
+/// Prints a certificate file with `openssl x509 -text`.
 fn x509_text(path: &Path) -> String {
     let output = openssl([
         OsStr::new("x509"),
@@ -47,6 +47,33 @@ fn expect_failure(output: &std::process::Output, command: &str) -> String {
         stdout(output)
     );
     text
+}
+
+/// Asserts that no staged `.NAME.RANDOM.tmp` file is left in the certs folder.
+fn assert_no_staged_files(workspace: &Workspace) {
+    let Ok(listing) = std::fs::read_dir(&workspace.certs) else {
+        return;
+    };
+    let staged: Vec<String> = listing
+        .filter_map(Result::ok)
+        .map(|item| item.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(staged.is_empty(), "staged files left behind: {staged:?}");
+}
+
+/// Runs `tumbler cert ARGS` for `workspace` under umask 077, through `sh`.
+fn cert_with_umask_077(workspace: &Workspace, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 077 && exec \"$0\" \"$@\"")
+        .arg(common::tumbler_bin())
+        .arg("cert")
+        .args(args)
+        .arg(format!("--certs-dir={}", workspace.certs.display()))
+        .arg(format!("--ca-key={}", workspace.ca_key.display()))
+        .output()
+        .expect("run tumbler cert through sh")
 }
 
 /// One row of `cert list`, cut at the columns of its header line.
@@ -103,7 +130,7 @@ fn parse_list(text: &str) -> Vec<ListRow> {
         .collect()
 }
 
-/// Whether `text` is a `YYYY/MM/DD` date, as `cert list` writes Expires.
+/// Checks that `text` is a `YYYY/MM/DD` date, the form of the Expires column of `cert list`.
 fn is_list_date(text: &str) -> bool {
     let parts: Vec<&str> = text.split('/').collect();
     parts.len() == 3
@@ -113,20 +140,12 @@ fn is_list_date(text: &str) -> bool {
             .all(|(len, part)| part.len() == *len && part.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Writes the first PEM block of `bundle` to `target`.
-fn write_first_block(bundle: &Path, target: &Path) {
+/// Splits a CA bundle file into its first PEM block and the blocks after it.
+fn split_bundle(bundle: &Path) -> (String, String) {
     let text = String::from_utf8(read(bundle)).expect("CA bundle is UTF-8");
-    let end_marker = "-----END CERTIFICATE-----";
+    let end_marker = "-----END CERTIFICATE-----\n";
     let end = text.find(end_marker).expect("bundle has a certificate") + end_marker.len();
-    std::fs::write(target, format!("{}\n", &text[..end])).expect("write first CA block");
-}
-
-/// Writes every PEM block of `bundle` after the first to `target`.
-fn write_later_blocks(bundle: &Path, target: &Path) {
-    let text = String::from_utf8(read(bundle)).expect("CA bundle is UTF-8");
-    let end_marker = "-----END CERTIFICATE-----";
-    let end = text.find(end_marker).expect("bundle has a certificate") + end_marker.len();
-    std::fs::write(target, text[end..].trim_start()).expect("write later CA blocks");
+    (text[..end].to_owned(), text[end..].to_owned())
 }
 
 fn verify(ca_file: &Path, cert: &Path) -> std::process::Output {
@@ -198,6 +217,93 @@ fn created_files_have_modes() {
     for cert in certs {
         assert_eq!(mode(&cert), 0o644, "mode of {}", cert.display());
     }
+    assert_eq!(
+        mode(&workspace.certs),
+        0o700,
+        "mode of the new certs folder"
+    );
+    let key_dir = workspace.ca_key.parent().expect("CA key folder");
+    assert_eq!(mode(key_dir), 0o700, "mode of the new CA key folder");
+}
+
+#[test]
+fn modes_ignore_umask() {
+    let workspace = Workspace::new();
+
+    for args in [
+        &["create-ca"][..],
+        &["create-node", "localhost"],
+        &["create-client", "root"],
+    ] {
+        let output = cert_with_umask_077(&workspace, args);
+        assert!(
+            output.status.success(),
+            "{args:?} failed: {}",
+            stderr(&output)
+        );
+    }
+
+    for cert in ["ca.crt", "node.crt", "client.root.crt"] {
+        assert_eq!(
+            mode(&workspace.path(cert)),
+            0o644,
+            "mode of {cert} under umask 077"
+        );
+    }
+    for key in ["node.key", "client.root.key"] {
+        assert_eq!(
+            mode(&workspace.path(key)),
+            0o600,
+            "mode of {key} under umask 077"
+        );
+    }
+}
+
+#[test]
+fn keys_are_pkcs8_pem() {
+    let workspace = Workspace::with_certs();
+    workspace.cert_ok(&["create-client", "alice", "--key-type=rsa"]);
+
+    for key in [
+        workspace.ca_key.clone(),
+        workspace.path("node.key"),
+        workspace.path("client.alice.key"),
+    ] {
+        let text = String::from_utf8(read(&key)).expect("key is UTF-8");
+        assert!(
+            text.starts_with("-----BEGIN PRIVATE KEY-----\n"),
+            "{} is not PKCS#8 PEM:\n{}",
+            key.display(),
+            text.lines().next().unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn create_client_lowercases_user() {
+    let workspace = Workspace::with_certs();
+
+    let output = workspace.cert_ok(&["create-client", "Alice"]);
+
+    assert!(
+        workspace.path("client.alice.crt").is_file(),
+        "client.alice.crt missing:\n{}",
+        stdout(&output)
+    );
+    assert!(
+        !workspace.path("client.Alice.crt").exists(),
+        "client.Alice.crt was written"
+    );
+    let subject = x509_text(&workspace.path("client.alice.crt"));
+    assert!(
+        subject.contains("CN = alice") || subject.contains("CN=alice"),
+        "CN is not alice:\n{subject}"
+    );
+    assert!(
+        stderr(&output).contains("alice"),
+        "no warning about the normalized name: {}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -227,6 +333,7 @@ fn create_node_twice_needs_overwrite() {
         key_before,
         "node.key changed"
     );
+    assert_no_staged_files(&workspace);
 }
 
 #[test]
@@ -362,6 +469,7 @@ fn leaf_cannot_outlive_ca() {
         .unwrap_or_else(|| panic!("error suggests no --lifetime: {text}"));
     assert_eq!(suggestion, "--lifetime=999h", "suggestion in: {text}");
     assert!(!workspace.path("node.crt").exists(), "node.crt was written");
+    assert_no_staged_files(&workspace);
     workspace.cert_ok(&["create-node", "localhost", suggestion]);
     assert!(
         file_not_after(&workspace.path("node.crt")) <= file_not_after(&workspace.path("ca.crt")),
@@ -392,6 +500,46 @@ fn ca_key_in_certs_folder_warns() {
             "{args:?} warning does not name the CA key: {text}"
         );
     }
+}
+
+#[test]
+fn ca_key_in_certs_subfolder_warns() {
+    let mut workspace = Workspace::new();
+    workspace.ca_key = workspace.certs.join("private").join("ca.key");
+
+    let output = workspace.cert_ok(&["create-ca"]);
+
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "warning: the CA key {}",
+            workspace.ca_key.display()
+        )),
+        "no warning for a CA key below the certs folder: {text:?}"
+    );
+}
+
+#[test]
+fn create_ca_overwrite_needs_new_key() {
+    let workspace = Workspace::with_certs();
+    let bundle_before = read(&workspace.path("ca.crt"));
+
+    let output = workspace.cert(&["create-ca", "--overwrite"]);
+
+    let text = expect_failure(&output, "create-ca --overwrite with the old key in place");
+    assert!(
+        text.contains(&workspace.ca_key.display().to_string()),
+        "error does not name the CA key: {text}"
+    );
+    assert!(
+        text.contains("--allow-ca-key-reuse"),
+        "error does not offer --allow-ca-key-reuse: {text}"
+    );
+    assert_eq!(
+        read(&workspace.path("ca.crt")),
+        bundle_before,
+        "ca.crt changed"
+    );
 }
 
 #[test]
@@ -426,8 +574,9 @@ fn ca_rotation_lists_both_cas() {
 
     let new_ca = workspace.dir.path().join("new-ca.pem");
     let old_ca = workspace.dir.path().join("old-ca.pem");
-    write_first_block(&workspace.path("ca.crt"), &new_ca);
-    write_later_blocks(&workspace.path("ca.crt"), &old_ca);
+    let (first_block, later_blocks) = split_bundle(&workspace.path("ca.crt"));
+    std::fs::write(&new_ca, first_block).expect("write the new CA certificate");
+    std::fs::write(&old_ca, later_blocks).expect("write the old CA certificate");
     let with_new = verify(&new_ca, &workspace.path("node.crt"));
     assert!(
         with_new.status.success(),

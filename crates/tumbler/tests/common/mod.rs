@@ -90,7 +90,12 @@ pub struct Node {
 impl Node {
     /// Starts a node and waits until `/health` answers.
     pub fn start(certs: &Path, scratch: &Path) -> Self {
-        let (child, sql_port, http_port, log) = spawn_node(certs, scratch);
+        Self::start_with(certs, scratch, &[])
+    }
+
+    /// Starts a node with extra `tumbler start` flags and waits until `/health` answers.
+    pub fn start_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Self {
+        let (child, sql_port, http_port, log) = spawn_node_with(certs, scratch, flags);
         let mut node = Self {
             child,
             sql_port,
@@ -256,6 +261,11 @@ impl Drop for Node {
 
 /// Spawns `tumbler start` without waiting for it.
 pub fn spawn_node(certs: &Path, scratch: &Path) -> (Child, u16, u16, PathBuf) {
+    spawn_node_with(certs, scratch, &[])
+}
+
+/// Spawns `tumbler start` with extra flags without waiting for it.
+pub fn spawn_node_with(certs: &Path, scratch: &Path, flags: &[&str]) -> (Child, u16, u16, PathBuf) {
     let sql_port = free_port();
     let http_port = free_port();
     let log = scratch.join(format!("node-{sql_port}.log"));
@@ -269,6 +279,7 @@ pub fn spawn_node(certs: &Path, scratch: &Path) -> (Child, u16, u16, PathBuf) {
         ))
         .arg(format!("--listen-addr=127.0.0.1:{sql_port}"))
         .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+        .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
@@ -407,18 +418,18 @@ where
         .expect("run openssl")
 }
 
-/// A certificate file's Not After, read with `openssl x509 -enddate`.
+/// Reads a certificate file's Not After with `openssl x509 -enddate`.
 pub fn file_not_after(path: &Path) -> time::OffsetDateTime {
     file_date(path, "-enddate", "notAfter=")
 }
 
-/// A certificate file's Not Before, read with `openssl x509 -startdate`.
+/// Reads a certificate file's Not Before with `openssl x509 -startdate`.
 pub fn file_not_before(path: &Path) -> time::OffsetDateTime {
     file_date(path, "-startdate", "notBefore=")
 }
 
-/// Reads one date of the first certificate in `path`. `-dateopt iso_8601` makes OpenSSL 3
-/// print `2026-03-01 12:00:00Z`.
+/// Reads one date of the first certificate in `path`. With `-dateopt iso_8601`, OpenSSL
+/// 3.0.19 prints it as `2026-03-01 12:00:00Z`.
 fn file_date(path: &Path, flag: &str, prefix: &str) -> time::OffsetDateTime {
     let output = Command::new("openssl")
         .args(["x509", "-noout", flag, "-dateopt", "iso_8601", "-in"])
@@ -441,4 +452,25 @@ fn file_date(path: &Path, flag: &str, prefix: &str) -> time::OffsetDateTime {
     time::PrimitiveDateTime::parse(value, &format)
         .unwrap_or_else(|error| panic!("cannot parse {value:?}: {error}"))
         .assume_utc()
+}
+
+/// Spawns `tumbler start` with `flags`, expecting it to exit, and returns its status and log.
+pub fn spawn_and_wait_exit(
+    certs: &Path,
+    scratch: &Path,
+    flags: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let (mut child, _, _, log) = spawn_node_with(certs, scratch, flags);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("query child") {
+            return (status, std::fs::read_to_string(log).unwrap_or_default());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node kept running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,8 @@
+//! Fuzzes the certs-folder loader with one file replaced by the input. The first byte of an
+//! input selects the file and the rest is its content; `tumbler_fuzz` describes the checks.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| tumbler_fuzz::check_input(data));

@@ -574,7 +574,7 @@ fn ca_key_warnings(options: &CreateOptions) -> Vec<String> {
         _ => absolute(Path::new(".")),
     };
     let certs_dir = absolute(&options.certs_dir);
-    if key_dir == certs_dir {
+    if key_dir.starts_with(&certs_dir) {
         vec![format!(
             "the CA key {} is inside the certs folder {}; move it to a separate, safer place, \
              because nodes and clients never need it",

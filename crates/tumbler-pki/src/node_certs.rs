@@ -60,13 +60,14 @@ pub struct NodeCerts {
 }
 
 impl NodeCerts {
-    /// Reads `dir` and checks what a node needs.
+    /// Reads `dir` until two reads agree (see [`Scan::read_stable`]) and checks what a node
+    /// needs.
     ///
     /// # Errors
     ///
     /// Returns the first [`FileError`] about a file the node uses.
     pub fn load(dir: &Path, now: OffsetDateTime) -> Result<Self, FileError> {
-        let scan = Scan::read(dir, now)?;
+        let scan = Scan::read_stable(dir, now)?;
         Self::from_scan(scan, now)
     }
 

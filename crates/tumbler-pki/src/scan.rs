@@ -145,6 +145,9 @@ impl FileError {
     }
 }
 
+/// Reads of a folder [`Scan::read_stable`] makes before it settles for the last one.
+pub const MAX_STABLE_READS: usize = 10;
+
 /// One certificate file of the certs folder and, for a pair, its key.
 #[derive(Debug)]
 pub struct CertEntry {
@@ -219,6 +222,27 @@ impl Scan {
             warnings,
             digest: hex_upper(digest.finish().as_ref()),
         })
+    }
+
+    /// Reads `dir` as [`Scan::read`] does, then again, until two reads in a row see the same
+    /// bytes. A rotation that replaces files while the folder is read (a certificate renamed
+    /// into place between the reads of it and of its key) then yields the old or the new set
+    /// whole, never a mix. Gives up after [`MAX_STABLE_READS`] reads and returns the last one,
+    /// whose own checks then report any mismatch.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`FileError`] only when the folder itself cannot be listed.
+    pub fn read_stable(dir: &Path, now: OffsetDateTime) -> Result<Self, FileError> {
+        let mut scan = Self::read(dir, now)?;
+        for _ in 1..MAX_STABLE_READS {
+            let again = Self::read(dir, now)?;
+            if again.digest == scan.digest {
+                return Ok(scan);
+            }
+            scan = again;
+        }
+        Ok(scan)
     }
 
     /// The entry for `usage`, if its certificate file exists.
@@ -483,9 +507,12 @@ fn regenerate_hint(usage: &CertUsage) -> Option<String> {
     }
 }
 
-/// Formats a time as RFC 3339 in UTC, the form tumbler prints everywhere.
+/// Formats a time as RFC 3339 in UTC to the second, the form tumbler prints everywhere.
 pub fn format_time(time: OffsetDateTime) -> String {
-    time.to_offset(time::UtcOffset::UTC)
+    // Certificates carry whole seconds; so do tumbler's messages.
+    let seconds = time.replace_nanosecond(0).unwrap_or(time);
+    seconds
+        .to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .unwrap_or_else(|_| time.to_string())
 }

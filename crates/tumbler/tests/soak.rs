@@ -40,10 +40,6 @@ impl SwappedFolder {
         folder
     }
 
-    fn version_dir(&self, version: u64) -> PathBuf {
-        self.mount.join(format!("..v{version}"))
-    }
-
     /// Points `..data` at `version` with one rename.
     fn swap_to(&self, version: u64) {
         let link = self.mount.join("..data.next");

@@ -63,6 +63,9 @@ struct StartArgs {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("start") {
+        catch_early_sighup();
+    }
     let cli = Cli::parse();
     init_logging();
     // pgwire brings ring as well as aws-lc-rs into the build; with two providers compiled in,
@@ -80,6 +83,16 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Replaces SIGHUP's default action, which ends the process, before anything else runs. The
+/// node installs its reload handler once its runtime exists; a SIGHUP that arrives before then
+/// needs no reload, because the node has not read its certificates yet.
+fn catch_early_sighup() {
+    let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(error) = signal_hook::flag::register(signal_hook::consts::SIGHUP, ignored) {
+        eprintln!("warning: cannot catch SIGHUP during start-up: {error}");
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fuzzes the certs-folder loader with one file replaced by the input. The first byte of an
-//! input selects the file and the rest is its content; `tumbler_fuzz` describes the checks.
+//! input selects the file and the rest is its content. The `tumbler_fuzz` crate docs describe
+//! the checks.
 
 #![no_main]
 

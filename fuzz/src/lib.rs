@@ -67,13 +67,13 @@ impl FileKind {
         Self::ALL[usize::from(byte) % Self::ALL.len()]
     }
 
-    /// The first byte that selects this kind.
+    /// Returns the first byte that selects this kind.
     pub fn selector(self) -> u8 {
         let index = Self::ALL.iter().position(|kind| *kind == self);
         index.and_then(|index| u8::try_from(index).ok()).unwrap_or(0)
     }
 
-    /// The file name in the certs folder.
+    /// Returns the file's name in the certs folder.
     pub fn file_name(self) -> &'static str {
         match self {
             Self::CaCert => "ca.crt",
@@ -87,7 +87,7 @@ impl FileKind {
         }
     }
 
-    /// The scan entry that reads this file.
+    /// Returns the usage of the scan entry that reads this file.
     pub fn usage(self) -> CertUsage {
         match self {
             Self::CaCert => CertUsage::Ca,
@@ -98,7 +98,7 @@ impl FileKind {
         }
     }
 
-    /// Whether the file is a private key.
+    /// Returns whether the file is a private key.
     pub fn is_key(self) -> bool {
         matches!(self, Self::NodeKey | Self::ClientKey | Self::UiKey)
     }
@@ -137,7 +137,7 @@ impl Fixture {
         Self { certs, files }
     }
 
-    /// The original content of the file of `kind`.
+    /// Returns the original content of the file of `kind`.
     pub fn original(&self, kind: FileKind) -> &[u8] {
         self.files
             .iter()
@@ -158,7 +158,7 @@ impl Fixture {
 
 /// Creates a valid certs folder at `certs` and returns the content of every file in it.
 ///
-/// The folder holds `ca.crt`, a client CA `ca-client.crt` signed with the same key, a node pair,
+/// The folder contains `ca.crt`, a client CA `ca-client.crt` signed with the same key, a node pair,
 /// a UI pair and a client pair for [`CLIENT_USER`], all ECDSA P-256 and created at [`NOW`]. The
 /// client pair is signed by the client CA, the others by `ca.crt`.
 ///
@@ -281,8 +281,8 @@ fn check_folder(fixture: &Fixture, certs: &Path, kind: FileKind, content: &[u8])
     }
 }
 
-/// The problem that the file's own parser reports for `content`, if it rejects it. The loader
-/// must report the same one, because every other file it reads with it is valid.
+/// Runs the file's own parser on `content` and returns its problem, if it rejects the content.
+/// The loader must report the same problem, because the other file of a pair is valid.
 fn own_parser_problem(kind: FileKind, content: &[u8]) -> Option<Problem> {
     if kind.is_key() {
         PrivateKey::from_pem(content).err().map(Problem::Key)

@@ -8,7 +8,7 @@ use tumbler_tls::{Published, TlsConfigs};
 
 use crate::NodeError;
 
-/// What every generation must satisfy, at start-up and on each reload.
+/// The rules every generation must satisfy, at start-up and on each reload.
 #[derive(Debug, Clone)]
 pub(crate) struct GenerationRules {
     /// The certs folder.

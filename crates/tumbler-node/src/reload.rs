@@ -12,13 +12,13 @@ use crate::NodeError;
 use crate::generation::GenerationRules;
 use crate::sessions::Sessions;
 
-/// What one reload did.
+/// The result of one reload.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReloadOutcome {
     /// `success`, `unchanged` or `failure`.
     pub result: &'static str,
-    /// What asked for the reload: `SIGHUP`, `api` or `poll`.
+    /// The trigger of the reload: `SIGHUP`, `api` or `poll`.
     pub trigger: String,
     /// When the reload ran, as RFC 3339.
     pub at: String,

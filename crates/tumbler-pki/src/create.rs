@@ -52,7 +52,7 @@ pub enum CreateError {
     Input {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The problem.
         problem: Problem,
     },
     /// No CA certificate in the bundle belongs to the CA key.
@@ -123,7 +123,7 @@ pub struct CreateOptions {
     pub now: OffsetDateTime,
 }
 
-/// What a create command did.
+/// The result of a create command.
 #[derive(Debug, Default)]
 pub struct CreateReport {
     /// Files written, in order.
@@ -134,7 +134,7 @@ pub struct CreateReport {
     pub certificate: Option<CertInfo>,
 }
 
-/// Which CA bundle a create command writes.
+/// The CA bundle a create command writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaBundle {
     /// `ca.crt`: signs node certificates, and client certificates unless a client CA exists.
@@ -366,14 +366,14 @@ pub fn create_ui(options: &CreateOptions, hosts: &[String]) -> Result<CreateRepo
     create_leaf(options, &leaf)
 }
 
-/// What a leaf certificate holds and which bundle signs it.
+/// The contents of a leaf certificate and the bundle that signs it.
 #[derive(Debug)]
 struct Leaf {
     usage: CertUsage,
     common_name: String,
     sans: Vec<SanType>,
     eku: Vec<ExtendedKeyUsagePurpose>,
-    /// File name of the CA bundle that holds the signing CA certificate.
+    /// File name of the CA bundle that contains the signing CA certificate.
     signer: &'static str,
     also_pkcs8: bool,
 }

@@ -16,7 +16,7 @@ pub const NODE_CERT: &str = "node.crt";
 /// The node certificate's private key.
 pub const NODE_KEY: &str = "node.key";
 
-/// What a certificate file in the certs folder is for.
+/// The role of a certificate file in the certs folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CertUsage {
     /// `ca.crt`.

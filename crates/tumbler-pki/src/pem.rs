@@ -67,7 +67,7 @@ pub enum PemError {
         label: String,
         /// Byte offset of its BEGIN line.
         offset: usize,
-        /// What the decoder reported.
+        /// The reason the decoder gave.
         reason: String,
     },
     /// Non-whitespace data follows the last block.

@@ -19,7 +19,7 @@ use crate::key::{KeyError, PrivateKey};
 use crate::names::{CertUsage, normalize_user};
 use crate::pem::{PemError, parse_blocks};
 
-/// What is wrong with one file.
+/// A problem with one file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
@@ -96,7 +96,7 @@ pub enum Problem {
     MissingUsage {
         /// `serverAuth` or `clientAuth`.
         usage: &'static str,
-        /// Why the role needs it.
+        /// The role that needs it.
         role: &'static str,
     },
     /// The node certificate's SANs do not cover the node's advertised address.
@@ -110,7 +110,7 @@ pub enum Problem {
     /// A reload would drop a certificate that was valid before.
     #[error("the reload would lose this valid certificate: {reason}")]
     WouldLoseSlot {
-        /// Why the new file is unusable.
+        /// The reason the new file is unusable.
         reason: String,
     },
     /// The node certificate does not chain to a CA in `ca.crt`.
@@ -118,7 +118,7 @@ pub enum Problem {
     Untrusted {
         /// The CA file name.
         ca_file: String,
-        /// What chain verification reported.
+        /// The reason chain verification gave.
         reason: String,
     },
 }
@@ -129,9 +129,9 @@ pub enum Problem {
 pub struct FileError {
     /// The file.
     pub path: PathBuf,
-    /// What is wrong with it.
+    /// The problem.
     pub problem: Problem,
-    /// What the operator can do, if there is a clear fix.
+    /// The fix, when there is a clear one.
     pub hint: Option<String>,
 }
 
@@ -151,7 +151,7 @@ pub const MAX_STABLE_READS: usize = 10;
 /// One certificate file of the certs folder and, for a pair, its key.
 #[derive(Debug)]
 pub struct CertEntry {
-    /// What the file is for.
+    /// The file's role.
     pub usage: CertUsage,
     /// The certificate file.
     pub cert_path: PathBuf,
@@ -172,7 +172,7 @@ impl CertEntry {
     }
 }
 
-/// A checked read of a certs folder: every certificate file tumbler knows, one entry each.
+/// A checked read of a certs folder: every certificate file tumbler recognizes, one entry each.
 #[derive(Debug)]
 pub struct Scan {
     /// The folder that was read.
@@ -187,7 +187,7 @@ pub struct Scan {
 }
 
 impl Scan {
-    /// Reads every `*.crt` file tumbler knows in `dir` once, with its key, and checks each
+    /// Reads every `*.crt` file tumbler recognizes in `dir` once, with its key, and checks each
     /// entry as of `now`.
     ///
     /// # Errors

@@ -159,9 +159,15 @@ fn insert(text: &[u8], offset: usize, inserted: &[u8]) -> Vec<u8> {
 /// Replaces the label of every BEGIN and END line of a file that holds one kind of block.
 fn relabel(text: &[u8], from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(text.to_vec()).unwrap();
-    text.replace(&format!("-----BEGIN {from}-----"), &format!("-----BEGIN {to}-----"))
-        .replace(&format!("-----END {from}-----"), &format!("-----END {to}-----"))
-        .into_bytes()
+    text.replace(
+        &format!("-----BEGIN {from}-----"),
+        &format!("-----BEGIN {to}-----"),
+    )
+    .replace(
+        &format!("-----END {from}-----"),
+        &format!("-----END {to}-----"),
+    )
+    .into_bytes()
 }
 
 /// Whether `problem` is an error about block `block` (1-based) that names the block or a byte
@@ -238,7 +244,9 @@ fn pem_like_line() -> impl Strategy<Value = String> {
         .collect();
     let label = select(&KNOWN_LABELS[..]);
     prop_oneof![
-        label.clone().prop_map(|label| format!("-----BEGIN {label}-----")),
+        label
+            .clone()
+            .prop_map(|label| format!("-----BEGIN {label}-----")),
         label.prop_map(|label| format!("-----END {label}-----")),
         "[A-Za-z0-9+/=]{0,64}",
         select(node_lines),
@@ -298,9 +306,8 @@ fn mutated(name: &'static str) -> BoxedStrategy<Vec<u8>> {
     let with_line = {
         let text = text.clone();
         let line = prop_oneof![junk_line(), whitespace_line()];
-        (select(starts), line).prop_map(move |(offset, line)| {
-            insert(&text, offset, format!("{line}\n").as_bytes())
-        })
+        (select(starts), line)
+            .prop_map(move |(offset, line)| insert(&text, offset, format!("{line}\n").as_bytes()))
     };
     let relabelled = {
         let text = text.clone();
@@ -655,12 +662,16 @@ fn carriage_return_cannot_hide_data() {
     for (name, label) in [("node.crt", "CERTIFICATE"), ("node.key", "PRIVATE KEY")] {
         let original = String::from_utf8(valid(name)).unwrap();
         let end_line = format!("-----END {label}-----\n");
-        let hidden = format!("\r-----END {label}-----\rthis text is not part of the key or certificate\n");
+        let hidden =
+            format!("\r-----END {label}-----\rthis text is not part of the key or certificate\n");
         let text = original.replacen(&format!("\n{end_line}"), &format!("{hidden}{end_line}"), 1);
         assert_ne!(text, original, "the END line of {name} was not found");
 
         let result = parse_blocks(text.as_bytes());
-        assert!(result.is_err(), "{name} with hidden data parsed: {result:?}");
+        assert!(
+            result.is_err(),
+            "{name} with hidden data parsed: {result:?}"
+        );
     }
 }
 
@@ -671,9 +682,11 @@ fn carriage_return_cannot_hide_data() {
 #[ignore = "known bug: a tab after a BEGIN line is rejected as invalid base64"]
 fn tab_after_begin_line_is_accepted() {
     let original = valid("node.crt");
-    let text = String::from_utf8(original.clone())
-        .unwrap()
-        .replacen("CERTIFICATE-----\n", "CERTIFICATE-----\t\n", 1);
+    let text = String::from_utf8(original.clone()).unwrap().replacen(
+        "CERTIFICATE-----\n",
+        "CERTIFICATE-----\t\n",
+        1,
+    );
     let blocks = parse_blocks(text.as_bytes());
     assert!(blocks.is_ok(), "{blocks:?}");
     assert_eq!(ders(text.as_bytes()), ders(&original));

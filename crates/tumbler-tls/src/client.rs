@@ -24,7 +24,7 @@ use crate::configs::provider;
 pub struct ClientTlsError {
     /// The file concerned.
     pub path: PathBuf,
-    /// What is wrong.
+    /// The problem.
     pub reason: String,
 }
 

@@ -30,7 +30,7 @@ pub enum TlsError {
     SelfTest {
         /// `SQL` or `admin`.
         listener: &'static str,
-        /// What rustls reported.
+        /// The reason rustls gave.
         reason: String,
     },
 }
@@ -44,7 +44,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// The rustls configs of one node, all built from the same [`NodeCerts`].
 #[derive(Debug, Clone)]
 pub struct TlsConfigs {
-    /// SQL listener: serves `node.crt`; asks for a client certificate and verifies any that is
+    /// SQL listener: serves `node.crt`, requests a client certificate and verifies any that is
     /// sent against the client CA (`ca-client.crt`, else `ca.crt`). A connection without one reaches the SQL layer, which rejects it
     /// with a message saying that no client certificate was presented.
     pub sql: Arc<ServerConfig>,

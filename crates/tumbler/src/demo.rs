@@ -237,7 +237,7 @@ async fn wait_until_ready(status: &StatusClient, node: &mut Child) -> anyhow::Re
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the node did not answer /health within 20 s")
+    bail!("the node did not respond to /health within 20 s")
 }
 
 fn sighup(pid: u32) -> anyhow::Result<()> {

@@ -41,7 +41,7 @@ fn reload_certs(host: &str, certs_dir: &std::path::Path) -> anyhow::Result<ExitC
     let response = runtime.block_on(client.request("POST", "/_admin/v1/certificates/reload"))?;
     if response.status != 200 && response.status != 422 {
         anyhow::bail!(
-            "the node answered {}: {}",
+            "the node returned {}: {}",
             response.status,
             response.body.trim()
         );

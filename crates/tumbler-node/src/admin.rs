@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tumbler_pki::CertInfo;
 use tumbler_tls::ReloadableTls;
 
+use crate::rejections::RejectionLog;
 use crate::reload::Reloader;
 use crate::status::CertificatesResponse;
 
@@ -32,6 +33,7 @@ struct AppState {
 /// Accepts HTTPS connections until the task is aborted. Each connection takes the TLS
 /// generation that is current when it is accepted.
 pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, reloader: Arc<Reloader>) {
+    let rejections = Arc::new(RejectionLog::new("admin"));
     let router = router(AppState {
         tls: tls.clone(),
         reloader,
@@ -46,11 +48,12 @@ pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, reload
         };
         let acceptor = TlsAcceptor::from(tls.current().configs.admin.clone());
         let router = router.clone();
+        let rejections = rejections.clone();
         tokio::spawn(async move {
             let stream = match acceptor.accept(socket).await {
                 Ok(stream) => stream,
                 Err(error) => {
-                    tracing::warn!(peer = %peer_addr, reason = %error, "admin TLS handshake failed");
+                    rejections.reject(&peer_addr, None, &error);
                     return;
                 }
             };

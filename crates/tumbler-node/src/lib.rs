@@ -16,6 +16,7 @@ mod admin;
 mod generation;
 mod metrics;
 mod poll;
+mod rejections;
 mod reload;
 mod sessions;
 mod signals;

@@ -22,6 +22,7 @@ use tumbler_pki::names::normalize_user;
 use tumbler_sql::{QueryHandler, Store};
 use tumbler_tls::ReloadableTls;
 
+use crate::rejections::RejectionLog;
 use crate::sessions::{Session, Sessions};
 
 /// SQLSTATE `invalid_authorization_specification`.
@@ -36,9 +37,11 @@ pub(crate) async fn serve(
     sessions: Arc<Sessions>,
 ) {
     let queries = Arc::new(QueryHandler::new(store));
+    let rejections = Arc::new(RejectionLog::new("SQL"));
     let shared = Arc::new(SharedStartup {
         parameters: server_parameters(),
         pids: RandomPidSecretKeyGenerator::default(),
+        rejections: rejections.clone(),
     });
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -57,12 +60,13 @@ pub(crate) async fn serve(
                 session: guard.session.clone(),
             }),
         });
+        let rejections = rejections.clone();
         tokio::spawn(async move {
             let connection = pgwire::tokio::process_socket(socket, Some(acceptor), handlers);
             tokio::select! {
                 result = connection => {
                     if let Err(error) = result {
-                        tracing::warn!(peer = %peer, reason = %error, "SQL connection rejected or failed");
+                        rejections.reject(&peer, None, &error);
                     }
                 }
                 () = guard.session.close.notified() => {}
@@ -112,6 +116,7 @@ struct CertificateAuth {
 struct SharedStartup {
     parameters: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
+    rejections: Arc<RejectionLog>,
 }
 
 #[async_trait]
@@ -135,7 +140,9 @@ impl StartupHandler for CertificateAuth {
         let chain = match authenticate(client, &requested) {
             Ok(chain) => chain,
             Err(reason) => {
-                tracing::warn!(peer = %client.socket_addr(), user = %requested, %reason, "SQL client rejected");
+                self.shared
+                    .rejections
+                    .reject(&client.socket_addr(), Some(&requested), &reason);
                 return Err(fatal(reason));
             }
         };

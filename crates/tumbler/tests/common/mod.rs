@@ -474,3 +474,83 @@ pub fn spawn_and_wait_exit(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A node under load for reload tests: a loop of new TLS connections (psql, each one a full
+/// handshake and a query) and a long-lived SQL session run while the test changes files and
+/// triggers reloads. [`ReloadHarness::finish`] stops the load and returns what it saw.
+pub struct ReloadHarness {
+    pub node: Node,
+    pub session: PsqlSession,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connector: Option<std::thread::JoinHandle<(u64, Vec<String>)>>,
+}
+
+/// What the load saw between start and finish.
+pub struct LoadReport {
+    pub connections_ok: u64,
+    pub connection_errors: Vec<String>,
+    pub session_ok: bool,
+}
+
+impl ReloadHarness {
+    /// Starts a node on `certs` with `flags` and the load against it, as user `root`.
+    pub fn start(certs: &Path, scratch: &Path, flags: &[&str]) -> Self {
+        let node = Node::start_with(certs, scratch, flags);
+        let mut session = PsqlSession::open(&node, "root");
+        assert_eq!(
+            session.query("SELECT 1;"),
+            "1",
+            "the long-lived session does not answer"
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conninfo = node.conninfo("root", certs);
+        let flag = stop.clone();
+        let connector = std::thread::spawn(move || {
+            let (mut ok, mut errors) = (0, Vec::new());
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let output = Command::new("psql")
+                    .arg(&conninfo)
+                    .args(["-X", "-At", "-c", "SELECT 1"])
+                    .output()
+                    .expect("run psql");
+                if output.status.success() {
+                    ok += 1;
+                } else {
+                    errors.push(stderr(&output));
+                }
+            }
+            (ok, errors)
+        });
+        Self {
+            node,
+            session,
+            stop,
+            connector: Some(connector),
+        }
+    }
+
+    /// Stops the load and reports it; the long-lived session must still answer.
+    pub fn finish(&mut self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (connections_ok, connection_errors) = self
+            .connector
+            .take()
+            .map(|thread| thread.join().expect("load thread"))
+            .unwrap_or_default();
+        let session_ok = self.session.query("SELECT 42;") == "42";
+        LoadReport {
+            connections_ok,
+            connection_errors,
+            session_ok,
+        }
+    }
+}
+
+impl Drop for ReloadHarness {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.connector.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -47,11 +47,15 @@ pub enum FileKind {
     UiCert,
     /// `ui.key`.
     UiKey,
+    /// `client.node.crt`, which the node presents to other nodes.
+    NodeClientCert,
+    /// `client.node.key`.
+    NodeClientKey,
 }
 
 impl FileKind {
     /// Every kind, in selector order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::CaCert,
         Self::NodeCert,
         Self::NodeKey,
@@ -60,9 +64,11 @@ impl FileKind {
         Self::ClientCaCert,
         Self::UiCert,
         Self::UiKey,
+        Self::NodeClientCert,
+        Self::NodeClientKey,
     ];
 
-    /// Maps an input's first byte to a kind: `byte % 8` indexes [`FileKind::ALL`].
+    /// Maps an input's first byte to a kind: `byte % 10` indexes [`FileKind::ALL`].
     pub fn from_selector(byte: u8) -> Self {
         Self::ALL[usize::from(byte) % Self::ALL.len()]
     }
@@ -70,7 +76,9 @@ impl FileKind {
     /// Returns the first byte that selects this kind.
     pub fn selector(self) -> u8 {
         let index = Self::ALL.iter().position(|kind| *kind == self);
-        index.and_then(|index| u8::try_from(index).ok()).unwrap_or(0)
+        index
+            .and_then(|index| u8::try_from(index).ok())
+            .unwrap_or(0)
     }
 
     /// Returns the file's name in the certs folder.
@@ -84,6 +92,8 @@ impl FileKind {
             Self::ClientCaCert => "ca-client.crt",
             Self::UiCert => "ui.crt",
             Self::UiKey => "ui.key",
+            Self::NodeClientCert => "client.node.crt",
+            Self::NodeClientKey => "client.node.key",
         }
     }
 
@@ -95,12 +105,16 @@ impl FileKind {
             Self::ClientCert | Self::ClientKey => CertUsage::Client(CLIENT_USER.to_owned()),
             Self::ClientCaCert => CertUsage::ClientCa,
             Self::UiCert | Self::UiKey => CertUsage::Ui,
+            Self::NodeClientCert | Self::NodeClientKey => CertUsage::Client("node".to_owned()),
         }
     }
 
     /// Returns whether the file is a private key.
     pub fn is_key(self) -> bool {
-        matches!(self, Self::NodeKey | Self::ClientKey | Self::UiKey)
+        matches!(
+            self,
+            Self::NodeKey | Self::ClientKey | Self::UiKey | Self::NodeClientKey
+        )
     }
 }
 
@@ -124,10 +138,11 @@ impl Fixture {
     }
 
     fn create() -> Self {
-        // NOTE: libFuzzer exits without running destructors, so this folder stays in the
-        // temporary folder after a run. Its name carries the process id, which keeps parallel
-        // jobs apart.
-        let root = std::env::temp_dir().join(format!("tumbler-fuzz-{}", std::process::id()));
+        // The name carries the process id, which keeps the jobs of `-fork` or `-jobs` apart.
+        // NOTE: libFuzzer exits without running destructors, so the folders of the last
+        // processes of a run stay in the temporary folder until the next run removes them.
+        remove_dead_fixtures();
+        let root = std::env::temp_dir().join(format!("{FIXTURE_PREFIX}{}", std::process::id()));
         if root.exists() {
             // Left by an earlier process that had the same id.
             fs::remove_dir_all(&root).expect("remove the stale fixture folder");
@@ -156,11 +171,36 @@ impl Fixture {
     }
 }
 
+/// The start of the name of each process's fixture folder; the process id follows it.
+const FIXTURE_PREFIX: &str = "tumbler-fuzz-";
+
+/// Removes the fixture folders of processes that no longer run, as `/proc` shows them.
+fn remove_dead_fixtures() {
+    let Ok(listing) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for item in listing.flatten() {
+        let name = item.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(FIXTURE_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(pid) = pid else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            // Another process may remove the same folder at the same time, which is fine.
+            let _ = fs::remove_dir_all(item.path());
+        }
+    }
+}
+
 /// Creates a valid certs folder at `certs` and returns the content of every file in it.
 ///
-/// The folder contains `ca.crt`, a client CA `ca-client.crt` signed with the same key, a node pair,
-/// a UI pair and a client pair for [`CLIENT_USER`], all ECDSA P-256 and created at [`NOW`]. The
-/// client pair is signed by the client CA, the others by `ca.crt`.
+/// The folder contains `ca.crt`, a client CA `ca-client.crt` signed with the same key, a node
+/// pair, a UI pair, a client pair for [`CLIENT_USER`] and the node's client pair
+/// `client.node.*`, which a node requires once `ca-client.crt` exists. All are ECDSA P-256 and
+/// created at [`NOW`]. Both client pairs are signed by the client CA, the others by `ca.crt`.
 ///
 /// # Panics
 ///
@@ -187,6 +227,7 @@ pub fn create_valid_set(certs: &Path, ca_key: &Path) -> Vec<(FileKind, Vec<u8>)>
     create::create_ui(&leaf, &hosts).expect("create-ui");
     create::create_ca_bundle(&ca, CaBundle::Client, reuse_key).expect("create-client-ca");
     create::create_client(&leaf, CLIENT_USER).expect("create-client");
+    create::create_client(&leaf, "node").expect("create-client node");
 
     FileKind::ALL
         .iter()
@@ -224,7 +265,11 @@ fn check_parsers(content: &[u8]) {
             let at_begin = content
                 .get(block.offset..)
                 .is_some_and(|rest| rest.starts_with(b"-----BEGIN "));
-            assert!(at_begin, "block offset {} is not a BEGIN line", block.offset);
+            assert!(
+                at_begin,
+                "block offset {} is not a BEGIN line",
+                block.offset
+            );
             assert!(
                 previous_offset < Some(block.offset),
                 "block offsets do not increase"
@@ -234,7 +279,10 @@ fn check_parsers(content: &[u8]) {
         }
     }
     if let Ok(certs) = parse_certificates(content) {
-        assert!(!certs.is_empty(), "parse_certificates returned no certificate");
+        assert!(
+            !certs.is_empty(),
+            "parse_certificates returned no certificate"
+        );
     }
     let _ = PrivateKey::from_pem(content);
     let _ = CertInfo::parse(CertificateDer::from(content.to_vec()));
@@ -256,12 +304,20 @@ fn check_folder(fixture: &Fixture, certs: &Path, kind: FileKind, content: &[u8])
         }
     }
 
-    let entry = scan.entry(&fuzzed).expect("the fuzzed file's entry is listed");
+    let entry = scan
+        .entry(&fuzzed)
+        .expect("the fuzzed file's entry is listed");
     if let Some(problem) = own_parser_problem(kind, content) {
         let Some(error) = &entry.error else {
-            panic!("{} is rejected by its parser ({problem}) but its entry has no error", kind.file_name());
+            panic!(
+                "{} is rejected by its parser ({problem}) but its entry has no error",
+                kind.file_name()
+            );
         };
-        assert_eq!(error.problem, problem, "entry error differs from the parser's");
+        assert_eq!(
+            error.problem, problem,
+            "entry error differs from the parser's"
+        );
         assert_eq!(error.path, certs.join(kind.file_name()));
     }
     let unchanged = content == fixture.original(kind);

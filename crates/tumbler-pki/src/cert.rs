@@ -59,6 +59,8 @@ pub struct CertInfo {
     pub public_key: String,
     /// DER of the SubjectPublicKeyInfo, used to match keys and issuers.
     pub spki: Vec<u8>,
+    /// DER of the subject name, used with `spki` to identify an issuer.
+    pub subject_der: Vec<u8>,
     /// SHA-256 fingerprint of the DER, as upper-case hex.
     pub fingerprint_sha256: String,
     /// Subject key identifier, as upper-case hex, if the certificate carries one.
@@ -102,6 +104,7 @@ impl CertInfo {
             signature_algorithm: signature_algorithm(&cert),
             public_key: public_key(&cert),
             spki: cert.public_key().raw.to_vec(),
+            subject_der: cert.subject().as_raw().to_vec(),
             fingerprint_sha256: hex_upper(
                 aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref(),
             ),

@@ -269,7 +269,7 @@ pub(crate) fn verify_chain(
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds));
     let algorithms =
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
-    let mut issuer_spki = Vec::new();
+    let mut issuer = (Vec::new(), Vec::new());
     for usage in usages {
         let path = end_entity
             .verify_for_usage(
@@ -282,19 +282,27 @@ pub(crate) fn verify_chain(
                 None,
             )
             .map_err(|error| format!("{error:?}"))?;
-        issuer_spki = path.anchor().subject_public_key_info.as_ref().to_vec();
+        let anchor = path.anchor();
+        issuer = (
+            anchor.subject.as_ref().to_vec(),
+            anchor.subject_public_key_info.as_ref().to_vec(),
+        );
     }
+    // Two CA certificates may share a key (a CA re-issued with --allow-ca-key-reuse, or a
+    // client CA made with the same key), so the subject must match as well.
     anchors
         .iter()
-        .find(|ca| spki_body_matches(&ca.spki, &issuer_spki))
+        .find(|ca| {
+            der_body_matches(&ca.subject_der, &issuer.0) && der_body_matches(&ca.spki, &issuer.1)
+        })
         .cloned()
         .ok_or_else(|| "the signing CA was not found in the bundle".to_owned())
 }
 
-/// webpki's trust anchor keeps the SubjectPublicKeyInfo without its outer SEQUENCE header;
-/// compare the bodies.
-fn spki_body_matches(full_spki: &[u8], anchor_spki: &[u8]) -> bool {
-    full_spki.ends_with(anchor_spki)
+/// webpki's trust anchor keeps the subject and the SubjectPublicKeyInfo without their outer
+/// SEQUENCE header; compare the bodies.
+fn der_body_matches(full: &[u8], anchor_part: &[u8]) -> bool {
+    full.ends_with(anchor_part)
 }
 
 impl NodeCerts {

@@ -175,9 +175,12 @@ fn malformed(offset: usize, line: &[u8]) -> PemError {
     }
 }
 
-/// Decodes one block's text with `PemObject`, which knows the labels rustls uses. Other labels
-/// (for example `EC PARAMETERS` or `ENCRYPTED PRIVATE KEY`) are kept with their bytes so the
-/// caller can say what they are.
+/// Decodes one block's text with `PemObject`. The block is rebuilt from its trimmed lines under
+/// a label rustls knows, so the decoder sees the same lines this module framed: a tab after a
+/// marker is whitespace, and a `\r` inside a line, which the decoder would treat as a line
+/// break that could hide a second END marker, is rejected. Labels rustls does not know (for
+/// example `EC PARAMETERS` or `ENCRYPTED PRIVATE KEY`) are decoded the same way and kept, so
+/// the caller can say what they are.
 fn decode_block(
     text: &[u8],
     label: &str,
@@ -190,25 +193,29 @@ fn decode_block(
         offset,
         reason,
     };
-    if SectionKind::try_from(label.as_bytes()).is_ok() {
-        let (_, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(text)
-            .map_err(|error| invalid(error.to_string()))?;
-        return Ok(der);
+    let mut lines: Vec<&[u8]> = text
+        .split(|byte| *byte == b'\n')
+        .map(trim_line_end)
+        .collect();
+    while lines.last().is_some_and(|line| line.is_empty()) {
+        lines.pop();
     }
-    // Relabel an unknown block as a certificate only to reuse the base64 decoder.
-    let body_start = text
-        .iter()
-        .position(|byte| *byte == b'\n')
-        .map_or(text.len(), |i| i + 1);
-    let body_end = text[..text.len().saturating_sub(1)]
-        .iter()
-        .rposition(|byte| *byte == b'\n')
-        .map_or(body_start, |i| i + 1)
-        .max(body_start);
-    let mut relabelled = b"-----BEGIN CERTIFICATE-----\n".to_vec();
-    relabelled.extend_from_slice(&text[body_start..body_end]);
-    relabelled.extend_from_slice(b"\n-----END CERTIFICATE-----\n");
-    let (_, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(&relabelled)
+    // The first line is BEGIN and the last END; the body lies between.
+    let body = lines
+        .get(1..lines.len().saturating_sub(1))
+        .unwrap_or_default();
+    let mut canonical = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+    for line in body {
+        if line.contains(&b'\r') {
+            return Err(invalid(
+                "a line contains a carriage return before its end".to_owned(),
+            ));
+        }
+        canonical.extend_from_slice(line);
+        canonical.push(b'\n');
+    }
+    canonical.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    let (_, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(&canonical)
         .map_err(|error| invalid(error.to_string()))?;
     Ok(der)
 }

@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// Keep open SQL sessions whose client certificate no longer chains to the trusted CAs
     /// after a reload removed a CA.
     pub keep_sessions_on_ca_removal: bool,
+    /// Write the bound addresses here once both listeners are open, as `sql=HOST:PORT` and
+    /// `http=HOST:PORT` lines, so that a caller can pass port 0 and learn the ports.
+    pub listening_addrs_file: Option<PathBuf>,
 }
 
 /// Errors that stop a node from starting.
@@ -73,6 +76,14 @@ pub enum NodeError {
     Bind {
         /// The address.
         addr: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The listening addresses file cannot be written.
+    #[error("writing the listening addresses to {} failed: {error}", path.display())]
+    AddrsFile {
+        /// The file.
+        path: PathBuf,
         /// The I/O error.
         error: std::io::Error,
     },
@@ -116,6 +127,14 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     let sql_addr = local_addr(&sql_listener);
     let admin_addr = local_addr(&admin_listener);
     tracing::info!(sql = %sql_addr, admin = %admin_addr, "listening");
+    if let Some(path) = &config.listening_addrs_file {
+        let text = format!("sql={sql_addr}\nhttp={admin_addr}\n");
+        tumbler_pki::files::write_atomic(path, text.as_bytes(), tumbler_pki::files::CERT_MODE)
+            .map_err(|error| NodeError::AddrsFile {
+                path: path.clone(),
+                error,
+            })?;
+    }
 
     let sql_task = tokio::spawn(sql::serve(sql_listener, tls.clone(), store, sessions));
     let poll_task = config

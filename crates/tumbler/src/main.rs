@@ -60,6 +60,10 @@ struct StartArgs {
     /// a reload removed a CA. By default they are closed.
     #[arg(long)]
     keep_sessions_on_ca_removal: bool,
+    /// Once listening, write the bound addresses to this file as sql=HOST:PORT and
+    /// http=HOST:PORT lines (useful with port 0).
+    #[arg(long)]
+    listening_addrs_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +129,7 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .map(parse_interval)
             .transpose()?,
         keep_sessions_on_ca_removal: args.keep_sessions_on_ca_removal,
+        listening_addrs_file: args.listening_addrs_file,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(tumbler_node::run(config))?;

@@ -93,18 +93,48 @@ impl Node {
         Self::start_with(certs, scratch, &[])
     }
 
-    /// Starts a node with extra `tumbler start` flags and waits until `/health` answers.
+    /// Starts a node with extra `tumbler start` flags and waits until `/health` answers. The
+    /// node binds port 0 and reports the ports the kernel gave it, so parallel tests never
+    /// race for a port.
     pub fn start_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Self {
-        let (child, sql_port, http_port, log) = spawn_node_with(certs, scratch, flags);
+        let spawned = spawn_node_with(certs, scratch, flags);
         let mut node = Self {
-            child,
-            sql_port,
-            http_port,
+            child: spawned.child,
+            sql_port: 0,
+            http_port: 0,
             certs: certs.to_owned(),
-            log,
+            log: spawned.log,
         };
+        node.wait_for_addrs(&spawned.addrs_file);
         node.wait_ready();
         node
+    }
+
+    fn wait_for_addrs(&mut self, addrs_file: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("query child") {
+                panic!(
+                    "node exited during start-up ({status}); log:\n{}",
+                    self.log_text()
+                );
+            }
+            if let Ok(text) = std::fs::read_to_string(addrs_file) {
+                let port = |key: &str| {
+                    text.lines()
+                        .find_map(|line| line.strip_prefix(key))
+                        .and_then(|addr| addr.rsplit_once(':'))
+                        .and_then(|(_, port)| port.parse().ok())
+                };
+                if let (Some(sql), Some(http)) = (port("sql="), port("http=")) {
+                    self.sql_port = sql;
+                    self.http_port = http;
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("node did not report its ports; log:\n{}", self.log_text());
     }
 
     pub fn pid(&self) -> Pid {
@@ -259,38 +289,52 @@ impl Drop for Node {
     }
 }
 
-/// Spawns `tumbler start` without waiting for it.
-pub fn spawn_node(certs: &Path, scratch: &Path) -> (Child, u16, u16, PathBuf) {
+/// A `tumbler start` process that was just spawned.
+pub struct Spawned {
+    pub child: Child,
+    pub log: PathBuf,
+    /// Where the node writes its bound addresses once it listens.
+    pub addrs_file: PathBuf,
+}
+
+/// Spawns `tumbler start` on port 0 for both listeners without waiting for it.
+pub fn spawn_node(certs: &Path, scratch: &Path) -> Spawned {
     spawn_node_with(certs, scratch, &[])
 }
 
 /// Spawns `tumbler start` with extra flags without waiting for it.
-pub fn spawn_node_with(certs: &Path, scratch: &Path, flags: &[&str]) -> (Child, u16, u16, PathBuf) {
-    let sql_port = free_port();
-    let http_port = free_port();
-    let log = scratch.join(format!("node-{sql_port}.log"));
+pub fn spawn_node_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Spawned {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let log = scratch.join(format!("node-{id}.log"));
+    let addrs_file = scratch.join(format!("node-{id}.addrs"));
     let log_file = std::fs::File::create(&log).expect("create node log");
     let child = Command::new(tumbler_bin())
         .arg("start")
         .arg(format!("--certs-dir={}", certs.display()))
         .arg(format!(
             "--store={}",
-            scratch.join(format!("store-{sql_port}")).display()
+            scratch.join(format!("store-{id}")).display()
         ))
-        .arg(format!("--listen-addr=127.0.0.1:{sql_port}"))
-        .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+        .arg("--listen-addr=127.0.0.1:0")
+        .arg("--http-addr=127.0.0.1:0")
+        .arg(format!("--listening-addrs-file={}", addrs_file.display()))
         .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()
         .expect("start node");
-    (child, sql_port, http_port, log)
+    Spawned {
+        child,
+        log,
+        addrs_file,
+    }
 }
 
 /// Runs `tumbler start` expecting it to fail, and returns its exit status and stderr.
 pub fn start_expecting_failure(certs: &Path, scratch: &Path) -> (std::process::ExitStatus, String) {
-    let (mut child, _, _, log) = spawn_node(certs, scratch);
+    let Spawned { mut child, log, .. } = spawn_node(certs, scratch);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().expect("query child") {
@@ -460,7 +504,7 @@ pub fn spawn_and_wait_exit(
     scratch: &Path,
     flags: &[&str],
 ) -> (std::process::ExitStatus, String) {
-    let (mut child, _, _, log) = spawn_node_with(certs, scratch, flags);
+    let Spawned { mut child, log, .. } = spawn_node_with(certs, scratch, flags);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().expect("query child") {
@@ -553,4 +597,99 @@ impl Drop for ReloadHarness {
             let _ = thread.join();
         }
     }
+}
+
+impl Node {
+    /// Spawns `tumbler start` with extra environment variables and returns at once, before the
+    /// node is ready; call [`Node::wait_until_ready`] before using it.
+    pub fn spawn(certs: &Path, scratch: &Path, env: &[(&str, &str)]) -> Self {
+        let (child, sql_port, http_port, log) = spawn_node_with_env(certs, scratch, env);
+        Self {
+            child,
+            sql_port,
+            http_port,
+            certs: certs.to_owned(),
+            log,
+        }
+    }
+
+    /// Waits until `/health` answers, and fails the test if the node exits first.
+    pub fn wait_until_ready(&mut self) {
+        self.wait_ready();
+    }
+
+    /// Whether `GET /health` answers with a 2xx status within 2 s.
+    pub fn health_ok(&self) -> bool {
+        Command::new("curl")
+            .args(["-sf", "--max-time", "2", "--cacert"])
+            .arg(self.certs.join("ca.crt"))
+            .arg(format!("https://127.0.0.1:{}/health", self.http_port))
+            .output()
+            .is_ok_and(|output| output.status.success())
+    }
+
+    /// `GET /_status/vars` with root's client certificate: the metrics in Prometheus text form.
+    pub fn metrics(&self) -> String {
+        let output = Command::new("curl")
+            .args(["-sf", "--max-time", "5", "--cacert"])
+            .arg(self.certs.join("ca.crt"))
+            .arg("--cert")
+            .arg(self.certs.join("client.root.crt"))
+            .arg("--key")
+            .arg(self.certs.join("client.root.key"))
+            .arg(format!("https://127.0.0.1:{}/_status/vars", self.http_port))
+            .output()
+            .expect("run curl");
+        assert!(
+            output.status.success(),
+            "metrics endpoint failed: {}",
+            stderr(&output)
+        );
+        stdout(&output)
+    }
+}
+
+/// Spawns `tumbler start` with extra environment variables without waiting for it.
+pub fn spawn_node_with_env(
+    certs: &Path,
+    scratch: &Path,
+    env: &[(&str, &str)],
+) -> (Child, u16, u16, PathBuf) {
+    let sql_port = free_port();
+    let http_port = free_port();
+    let log = scratch.join(format!("node-{sql_port}.log"));
+    let log_file = std::fs::File::create(&log).expect("create node log");
+    let child = Command::new(tumbler_bin())
+        .arg("start")
+        .arg(format!("--certs-dir={}", certs.display()))
+        .arg(format!(
+            "--store={}",
+            scratch.join(format!("store-{sql_port}")).display()
+        ))
+        .arg(format!("--listen-addr=127.0.0.1:{sql_port}"))
+        .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start node");
+    (child, sql_port, http_port, log)
+}
+
+/// Runs `tumbler cert list --format=json` and returns its exit code and rows.
+pub fn cert_list_json(certs: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    let output = Command::new(tumbler_bin())
+        .args(["cert", "list", "--format=json"])
+        .arg(format!("--certs-dir={}", certs.display()))
+        .output()
+        .expect("run tumbler cert list");
+    let rows = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "cert list printed no JSON ({error}):\n{}{}",
+            stdout(&output),
+            stderr(&output)
+        )
+    });
+    (output.status.code(), rows)
 }

@@ -62,9 +62,10 @@ pub struct NodeConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// The certificates are invalid.
+    /// The certificates are invalid. The file error is part of the message, not a separate
+    /// source, so that an error chain does not print it twice.
     #[error("invalid certificates: {0}")]
-    Certificates(#[from] FileError),
+    Certificates(FileError),
     /// rustls rejected the certificates.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -92,6 +93,12 @@ pub enum NodeError {
     Signals(std::io::Error),
 }
 
+impl From<FileError> for NodeError {
+    fn from(error: FileError) -> Self {
+        Self::Certificates(error)
+    }
+}
+
 /// Runs a node until SIGTERM or SIGINT.
 ///
 /// # Errors
@@ -101,6 +108,7 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     // Signals first: a SIGHUP that arrives while the node starts must never end the process.
     let signals = signals::Signals::install().map_err(NodeError::Signals)?;
     tracing::info!(
+        pid = std::process::id(),
         certs_dir = %config.certs_dir.display(),
         store = %config.store_dir.display(),
         "starting node"

@@ -1,6 +1,7 @@
 //! The node's storage folder and the SQLite connections opened on it.
 
 use std::fs;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,15 +44,34 @@ impl Store {
     /// [`StoreError::Open`] when the database file cannot be opened or is not a SQLite
     /// database, and [`StoreError::Configure`] when WAL mode cannot be enabled.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        // The data is readable by the node's user only, as the certs folder is.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::CreateDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         let store = Store {
             dir: dir.to_path_buf(),
             database: dir.join(DATABASE_FILE),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
         };
+        // SQLite gives its WAL and shared-memory files the database file's mode, so creating
+        // the file 0600 first keeps all three private.
+        if !store.database.exists() {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&store.database)
+                .map_err(|source| StoreError::CreateDir {
+                    dir: store.database.clone(),
+                    source,
+                })?;
+        }
         let conn = store.connect()?;
         store.enable_wal(&conn)?;
         Ok(store)

@@ -601,24 +601,27 @@ impl Drop for ReloadHarness {
 
 impl Node {
     /// Spawns `tumbler start` with extra environment variables and returns at once, before the
-    /// node is ready; call [`Node::wait_until_ready`] before using it.
+    /// node listens; call [`Node::wait_until_ready`] before using its ports.
     pub fn spawn(certs: &Path, scratch: &Path, env: &[(&str, &str)]) -> Self {
-        let (child, sql_port, http_port, log) = spawn_node_with_env(certs, scratch, env);
+        let spawned = spawn_node_with_env(certs, scratch, env);
         Self {
-            child,
-            sql_port,
-            http_port,
+            child: spawned.child,
+            sql_port: 0,
+            http_port: 0,
             certs: certs.to_owned(),
-            log,
+            log: spawned.log,
         }
     }
 
-    /// Waits until `/health` answers, and fails the test if the node exits first.
+    /// Waits until a node from [`Node::spawn`] reports its ports and `/health` responds, and
+    /// fails the test if the node exits first.
     pub fn wait_until_ready(&mut self) {
+        let addrs_file = self.log.with_extension("addrs");
+        self.wait_for_addrs(&addrs_file);
         self.wait_ready();
     }
 
-    /// Whether `GET /health` answers with a 2xx status within 2 s.
+    /// Returns whether `GET /health` succeeds within 2 s.
     pub fn health_ok(&self) -> bool {
         Command::new("curl")
             .args(["-sf", "--max-time", "2", "--cacert"])
@@ -649,32 +652,35 @@ impl Node {
     }
 }
 
-/// Spawns `tumbler start` with extra environment variables without waiting for it.
-pub fn spawn_node_with_env(
-    certs: &Path,
-    scratch: &Path,
-    env: &[(&str, &str)],
-) -> (Child, u16, u16, PathBuf) {
-    let sql_port = free_port();
-    let http_port = free_port();
-    let log = scratch.join(format!("node-{sql_port}.log"));
+/// Spawns `tumbler start` on port 0 with extra environment variables without waiting for it.
+/// Its log is `node-env-ID.log` and its addresses file `node-env-ID.addrs`.
+pub fn spawn_node_with_env(certs: &Path, scratch: &Path, env: &[(&str, &str)]) -> Spawned {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let log = scratch.join(format!("node-env-{id}.log"));
+    let addrs_file = log.with_extension("addrs");
     let log_file = std::fs::File::create(&log).expect("create node log");
     let child = Command::new(tumbler_bin())
         .arg("start")
         .arg(format!("--certs-dir={}", certs.display()))
         .arg(format!(
             "--store={}",
-            scratch.join(format!("store-{sql_port}")).display()
+            scratch.join(format!("store-env-{id}")).display()
         ))
-        .arg(format!("--listen-addr=127.0.0.1:{sql_port}"))
-        .arg(format!("--http-addr=127.0.0.1:{http_port}"))
+        .arg("--listen-addr=127.0.0.1:0")
+        .arg("--http-addr=127.0.0.1:0")
+        .arg(format!("--listening-addrs-file={}", addrs_file.display()))
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
         .spawn()
         .expect("start node");
-    (child, sql_port, http_port, log)
+    Spawned {
+        child,
+        log,
+        addrs_file,
+    }
 }
 
 /// Runs `tumbler cert list --format=json` and returns its exit code and rows.

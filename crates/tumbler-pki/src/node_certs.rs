@@ -114,18 +114,6 @@ impl NodeCerts {
             )?),
             None => None,
         };
-        if client_ca_certs.is_some() && node_client.is_none() {
-            // Other nodes check this node's client certificate against ca-client.crt, which
-            // did not sign node.crt.
-            return Err(FileError {
-                path: scan.dir.join("client.node.crt"),
-                problem: Problem::Missing,
-                hint: Some(format!(
-                    "{CLIENT_CA_CERT} exists, so the node needs a client certificate signed by \
-                     it: create it with 'tumbler cert create-client node'"
-                )),
-            });
-        }
         let mut warnings: Vec<String> = scan.warnings.clone();
         for entry in &scan.entries {
             if let (CertUsage::Client(_), Some(error)) = (&entry.usage, &entry.error) {
@@ -303,6 +291,39 @@ pub(crate) fn verify_chain(
 /// SEQUENCE header; compare the bodies.
 fn der_body_matches(full: &[u8], anchor_part: &[u8]) -> bool {
     full.ends_with(anchor_part)
+}
+
+/// Verifies the chain of every pair in `scan` that has no error of its own against the bundle
+/// the node would check it with: `node.crt` and `ui.crt` against `ca.crt`, client
+/// certificates against the client CA (`ca-client.crt`, else `ca.crt`). Returns one error per
+/// pair that fails, so `cert list` reports what start-up and reload would reject.
+pub fn chain_errors(scan: &Scan, now: OffsetDateTime) -> Vec<FileError> {
+    let valid_bundle = |usage: &CertUsage| {
+        scan.entry(usage)
+            .filter(|entry| entry.error.is_none())
+            .map(|entry| valid_certs(entry, now))
+    };
+    let Some(ca_certs) = valid_bundle(&CertUsage::Ca) else {
+        return Vec::new();
+    };
+    let client_ca_certs = valid_bundle(&CertUsage::ClientCa);
+    let (client_trust, client_trust_file) = match &client_ca_certs {
+        Some(certs) => (certs, CLIENT_CA_CERT),
+        None => (&ca_certs, CA_CERT),
+    };
+    let mut errors = Vec::new();
+    for entry in scan.entries.iter().filter(|entry| entry.error.is_none()) {
+        let checked = match &entry.usage {
+            CertUsage::Node => identity(entry, &ca_certs, CA_CERT, &BOTH_USAGES, now),
+            CertUsage::Ui => identity(entry, &ca_certs, CA_CERT, &SERVER, now),
+            CertUsage::Client(_) => identity(entry, client_trust, client_trust_file, &CLIENT, now),
+            CertUsage::Ca | CertUsage::ClientCa => continue,
+        };
+        if let Err(error) = checked {
+            errors.push(error);
+        }
+    }
+    errors
 }
 
 impl NodeCerts {

@@ -58,6 +58,16 @@ pub enum Problem {
         /// Its subject.
         subject: String,
     },
+    /// A certificate in a CA file has a key usage without keyCertSign.
+    #[error(
+        "certificate {block} ({subject}) may not sign certificates: its key usage lacks keyCertSign"
+    )]
+    CaWithoutCertSign {
+        /// 1-based index of the certificate.
+        block: usize,
+        /// Its subject.
+        subject: String,
+    },
     /// The key file is readable by others.
     #[error("{0}")]
     Permissions(String),
@@ -212,10 +222,11 @@ impl Scan {
             }
         }
         let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        let entries = usages
+        let mut entries: Vec<CertEntry> = usages
             .into_keys()
             .map(|usage| read_entry(dir, usage, now, &mut digest))
             .collect();
+        require_node_client_cert(dir, &mut entries);
         Ok(Self {
             dir: dir.to_owned(),
             entries,
@@ -254,6 +265,37 @@ impl Scan {
     pub fn has_errors(&self) -> bool {
         self.entries.iter().any(|entry| entry.error.is_some())
     }
+}
+
+/// With a client CA, other nodes check this node's client certificate against
+/// `ca-client.crt`, which did not sign `node.crt`: `client.node.crt` is then required, and its
+/// absence is an error on an entry of its own, so start-up, reload and `cert list` all show it.
+fn require_node_client_cert(dir: &Path, entries: &mut Vec<CertEntry>) {
+    let node_client = CertUsage::Client("node".to_owned());
+    let has_client_ca = entries
+        .iter()
+        .any(|entry| entry.usage == CertUsage::ClientCa);
+    if !has_client_ca || entries.iter().any(|entry| entry.usage == node_client) {
+        return;
+    }
+    let cert_path = dir.join(node_client.cert_file());
+    let error = FileError::new(
+        &cert_path,
+        Problem::Missing,
+        Some(
+            "ca-client.crt exists, so the node needs a client certificate signed by it: create \
+             it with 'tumbler cert create-client node'"
+                .to_owned(),
+        ),
+    );
+    entries.push(CertEntry {
+        key_path: node_client.key_file().map(|name| dir.join(name)),
+        usage: node_client,
+        cert_path,
+        certs: Vec::new(),
+        key: None,
+        error: Some(error),
+    });
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<String>, FileError> {
@@ -366,11 +408,18 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<CertInfo>, Problem> {
 
 fn check_ca_bundle(entry: &CertEntry, now: OffsetDateTime) -> Result<(), FileError> {
     for (index, cert) in entry.certs.iter().enumerate() {
+        let block = index + 1;
+        let subject = cert.subject.clone();
         if !cert.is_ca {
-            let problem = Problem::NotCa {
-                block: index + 1,
-                subject: cert.subject.clone(),
-            };
+            let problem = Problem::NotCa { block, subject };
+            return Err(FileError::new(&entry.cert_path, problem, None));
+        }
+        // RFC 5280 4.2.1.3: a CA whose key usage is present but lacks keyCertSign must not sign
+        // certificates. OpenSSL and libpq reject its leaves; webpki does not check anchors.
+        let without_cert_sign =
+            !cert.key_usage.is_empty() && !cert.key_usage.iter().any(|usage| usage == "CertSign");
+        if without_cert_sign {
+            let problem = Problem::CaWithoutCertSign { block, subject };
             return Err(FileError::new(&entry.cert_path, problem, None));
         }
     }

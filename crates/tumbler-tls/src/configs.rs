@@ -6,6 +6,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tumbler_pki::NodeCerts;
+
+use crate::client_auth::ClientAuthVerifier;
 use tumbler_pki::node_certs::Identity;
 
 /// ALPN protocol id PostgreSQL clients offer (libpq 17 and later).
@@ -114,9 +116,10 @@ fn server_config(
     roots: &Arc<RootCertStore>,
     alpn: &[u8],
 ) -> Result<ServerConfig, TlsError> {
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+    let webpki = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
         .allow_unauthenticated()
         .build()?;
+    let verifier = Arc::new(ClientAuthVerifier::new(webpki));
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

@@ -10,6 +10,7 @@
 //! This crate never reads files itself except through `tumbler-pki`, and never reads a CA key.
 
 pub mod client;
+mod client_auth;
 mod configs;
 mod reloadable;
 mod self_test;

@@ -8,7 +8,7 @@ use clap::ValueEnum;
 use serde_json::json;
 use time::OffsetDateTime;
 use tumbler_pki::scan::{format_time, parse_certificates};
-use tumbler_pki::{CertEntry, CertInfo, CertUsage, Scan};
+use tumbler_pki::{CertEntry, CertInfo, CertUsage, FileError, Scan};
 
 /// Output format of `cert list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,14 +30,21 @@ struct Row<'a> {
 pub(crate) fn run(certs_dir: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let now = OffsetDateTime::now_utc();
     let scan = Scan::read(certs_dir, now)
-        .with_context(|| format!("cannot list certificates in {}", certs_dir.display()))?;
+        .map_err(|error| anyhow::anyhow!("cannot list certificates: {error}"))?;
     for warning in &scan.warnings {
         eprintln!("warning: {warning}");
     }
+    // The chain checks of start-up and reload, so the list flags what the node would reject.
+    let chain_errors = tumbler_pki::node_certs::chain_errors(&scan, now);
     let rows: Vec<Row<'_>> = scan
         .entries
         .iter()
-        .flat_map(|entry| rows(entry, now))
+        .flat_map(|entry| {
+            let chain_error = chain_errors
+                .iter()
+                .find(|error| error.path == entry.cert_path);
+            rows(entry, chain_error, now)
+        })
         .collect();
     match format {
         Format::Table => {
@@ -59,10 +66,15 @@ pub(crate) fn run(certs_dir: &Path, format: Format) -> anyhow::Result<ExitCode> 
 
 /// A CA bundle gives one row per certificate, each with its own expiry; a pair gives one row
 /// for its leaf. A file whose error left no certificate still gets its row.
-fn rows(entry: &CertEntry, now: OffsetDateTime) -> Vec<Row<'_>> {
+fn rows<'a>(
+    entry: &'a CertEntry,
+    chain_error: Option<&FileError>,
+    now: OffsetDateTime,
+) -> Vec<Row<'a>> {
     let entry_error = entry
         .error
         .as_ref()
+        .or(chain_error)
         .map(|error| error.problem.to_string())
         .unwrap_or_default();
     if entry.certs.is_empty() {

@@ -113,6 +113,9 @@ impl Reloader {
                     .last_success_unix
                     .store(now.unix_timestamp(), Ordering::Relaxed);
                 let outcome = describe("success", trigger, at.clone(), &current, &next);
+                for warning in &next.certs.warnings {
+                    tracing::warn!(%warning, "certificate warning");
+                }
                 self.tls.publish(next);
                 *lock(&self.last_success) = Some(at);
                 outcome

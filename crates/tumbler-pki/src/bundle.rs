@@ -13,10 +13,15 @@ use crate::node_certs::{BOTH_USAGES, CLIENT, verify_chain};
 use crate::pem::encode_block;
 use crate::scan::{Problem, parse_certificates};
 
+/// Fewest hex digits of a fingerprint prefix that `remove_ca` accepts.
+pub const MIN_FINGERPRINT_PREFIX: usize = 16;
+
 /// Removes the certificate whose SHA-256 fingerprint is `fingerprint` from `ca.crt`, or from
 /// `ca-client.crt` when `ca.crt` does not hold it.
 ///
-/// The fingerprint may be written in upper or lower case, with or without colons. Unless
+/// The fingerprint may be written in upper or lower case, with or without colons, and may be
+/// shortened to a prefix of at least [`MIN_FINGERPRINT_PREFIX`] hex digits that only one
+/// certificate has (`cert list` shows such prefixes). Unless
 /// `force` is set, the command refuses to remove the CA that signed the current `node.crt`
 /// (for `ca.crt`) or `client.node.crt` (for `ca-client.crt`), because the node could then no
 /// longer prove its identity to peers that trust the new bundle; it also refuses to remove the
@@ -32,6 +37,12 @@ pub fn remove_ca(
     now: OffsetDateTime,
 ) -> Result<CreateReport, CreateError> {
     let wanted = normalize_fingerprint(fingerprint);
+    if wanted.len() < MIN_FINGERPRINT_PREFIX {
+        return Err(CreateError::InvalidInput(format!(
+            "--fingerprint={fingerprint} is too short: give at least {MIN_FINGERPRINT_PREFIX} hex \
+             digits of the SHA-256 fingerprint ('tumbler cert list' or 'cert inspect' prints them)"
+        )));
+    }
     let mut known = Vec::new();
     for bundle in [CaBundle::Server, CaBundle::Client] {
         let path = certs_dir.join(bundle_file(bundle));
@@ -39,10 +50,17 @@ pub fn remove_ca(
             continue;
         }
         let certs = read_certs(&path)?;
-        match certs
-            .iter()
-            .position(|cert| cert.fingerprint_sha256 == wanted)
-        {
+        let matching: Vec<usize> = (0..certs.len())
+            .filter(|&index| certs[index].fingerprint_sha256.starts_with(&wanted))
+            .collect();
+        if matching.len() > 1 {
+            return Err(CreateError::InvalidInput(format!(
+                "--fingerprint={fingerprint} matches {} certificates in {}; give more digits",
+                matching.len(),
+                path.display()
+            )));
+        }
+        match matching.first().copied() {
             Some(index) => return remove_at(certs_dir, bundle, certs, index, force, now),
             None => known.extend(certs.iter().map(|cert| {
                 format!(

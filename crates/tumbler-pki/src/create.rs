@@ -58,7 +58,8 @@ pub enum CreateError {
     /// No CA certificate in the bundle belongs to the CA key.
     #[error(
         "no CA certificate in {} matches the CA key {}; pass the --ca-key that belongs to \
-         {}, or create a CA for this key with 'tumbler cert create-ca --allow-ca-key-reuse --overwrite'",
+         {}, or sign a new CA certificate with this key ('tumbler cert create-ca' for ca.crt, \
+         'create-client-ca' for ca-client.crt, with --allow-ca-key-reuse --overwrite)",
         ca_cert.display(), ca_key.display(), ca_cert.display()
     )]
     NoMatchingCa {

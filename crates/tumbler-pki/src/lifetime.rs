@@ -18,7 +18,7 @@ pub const BACKDATE: Duration = Duration::hours(24);
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
-            "invalid duration {text:?}: write a number and a unit (h, m, s), for example 43800h"
+            "invalid duration {text:?}: write a number and a unit (h, m or s), for example 10s or 43800h"
         )
     };
     let mut rest = text.trim();

@@ -326,6 +326,18 @@ pub fn chain_errors(scan: &Scan, now: OffsetDateTime) -> Vec<FileError> {
     errors
 }
 
+/// The CA certificate of `ca.crt` that `node.crt` verifies against, if it does.
+pub fn node_issuer(scan: &Scan, now: OffsetDateTime) -> Option<CertInfo> {
+    let ca = scan
+        .entry(&CertUsage::Ca)
+        .filter(|entry| entry.error.is_none())?;
+    let node = scan
+        .entry(&CertUsage::Node)
+        .filter(|entry| entry.error.is_none())?;
+    let anchors = valid_certs(ca, now);
+    verify_chain(&node.certs, &anchors, &BOTH_USAGES, now).ok()
+}
+
 impl NodeCerts {
     /// Checks that `node.crt` covers `host`, the address other nodes and clients use to reach
     /// this node: an IP address must be an IP SAN, a name must match a DNS SAN (a `*.` wildcard

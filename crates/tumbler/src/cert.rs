@@ -139,9 +139,10 @@ pub(crate) struct CreateArgs {
     /// Replace existing files.
     #[arg(long)]
     overwrite: bool,
-    /// How long the certificate is valid, e.g. 43800h or 30m (CA: 87840h, others: 43920h).
-    #[arg(long)]
-    lifetime: Option<String>,
+    /// How long the certificate is valid: a number and a unit (h, m or s, combinable as in
+    /// 1h30m), at least 1s. Default: 87840h for a CA, 43920h for other certificates.
+    #[arg(long, value_parser = parse_duration)]
+    lifetime: Option<Duration>,
     /// Kind of key to generate.
     #[arg(long, value_enum)]
     key_type: Option<KeyTypeArg>,
@@ -152,10 +153,7 @@ pub(crate) struct CreateArgs {
 
 impl CreateArgs {
     fn options(&self, default_lifetime: Duration) -> anyhow::Result<CreateOptions> {
-        let lifetime = match &self.lifetime {
-            Some(text) => parse_duration(text).map_err(anyhow::Error::msg)?,
-            None => default_lifetime,
-        };
+        let lifetime = self.lifetime.unwrap_or(default_lifetime);
         let key_type = match (self.key_type, self.key_size) {
             (Some(KeyTypeArg::EcdsaP256), Some(_)) => {
                 anyhow::bail!("--key-size applies to RSA keys only; drop it or pass --key-type=rsa")

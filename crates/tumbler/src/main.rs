@@ -52,10 +52,10 @@ struct StartArgs {
     /// cover its host. Defaults to the --listen-addr host unless that is a wildcard.
     #[arg(long)]
     advertise_addr: Option<String>,
-    /// Poll the certs folder at this interval (e.g. 10s) and reload when its content changed.
-    /// Off by default.
-    #[arg(long)]
-    cert_reload_interval: Option<String>,
+    /// Poll the certs folder at this interval and reload when its content changed: a number
+    /// and a unit (h, m or s), at least 1s, for example 10s. Off by default.
+    #[arg(long, value_parser = parse_interval)]
+    cert_reload_interval: Option<std::time::Duration>,
     /// Keep open SQL sessions whose client certificate no longer chains to a trusted CA after
     /// a reload removed a CA. By default they are closed.
     #[arg(long)]
@@ -110,10 +110,8 @@ fn init_logging() {
         .init();
 }
 
-fn parse_interval(text: &str) -> anyhow::Result<std::time::Duration> {
-    let duration = tumbler_pki::lifetime::parse_duration(text)
-        .map_err(|error| anyhow::anyhow!("--cert-reload-interval: {error}"))?;
-    Ok(duration.unsigned_abs())
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    tumbler_pki::lifetime::parse_duration(text).map(|duration| duration.unsigned_abs())
 }
 
 fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
@@ -123,11 +121,7 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         listen_addr: args.listen_addr,
         http_addr: args.http_addr,
         advertise_addr: args.advertise_addr,
-        cert_reload_interval: args
-            .cert_reload_interval
-            .as_deref()
-            .map(parse_interval)
-            .transpose()?,
+        cert_reload_interval: args.cert_reload_interval,
         keep_sessions_on_ca_removal: args.keep_sessions_on_ca_removal,
         listening_addrs_file: args.listening_addrs_file,
     };

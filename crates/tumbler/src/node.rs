@@ -30,6 +30,11 @@ pub(crate) fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn reload_certs(host: &str, certs_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if host.contains("://") {
+        anyhow::bail!(
+            "invalid --host {host:?}: give HOST:PORT without a scheme, e.g. localhost:8080"
+        );
+    }
     let (name, port) = host
         .rsplit_once(':')
         .and_then(|(name, port)| Some((name, port.parse::<u16>().ok()?)))
@@ -38,7 +43,9 @@ fn reload_certs(host: &str, certs_dir: &std::path::Path) -> anyhow::Result<ExitC
         })?;
     let client = AdminClient::new(certs_dir, name, port);
     let runtime = tokio::runtime::Runtime::new()?;
-    let response = runtime.block_on(client.request("POST", "/_admin/v1/certificates/reload"))?;
+    let response = runtime
+        .block_on(client.request("POST", "/_admin/v1/certificates/reload"))
+        .with_context(|| format!("no reload verdict from {host}; is it the node's --http-addr?"))?;
     if response.status != 200 && response.status != 422 {
         anyhow::bail!(
             "the node returned {}: {}",

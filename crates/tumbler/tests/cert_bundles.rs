@@ -182,7 +182,12 @@ fn remove_ca_unknown_fingerprint_lists_bundle() {
     let fingerprint = ca_fingerprints(&workspace).remove(0);
     let certs_dir = format!("--certs-dir={}", workspace.certs.display());
 
-    let output = tumbler(&["cert", "remove-ca", &certs_dir, "--fingerprint=00AA"]);
+    let output = tumbler(&[
+        "cert",
+        "remove-ca",
+        &certs_dir,
+        "--fingerprint=00AA00AA00AA00AA00",
+    ]);
 
     assert!(!output.status.success());
     assert!(
@@ -190,6 +195,45 @@ fn remove_ca_unknown_fingerprint_lists_bundle() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn remove_ca_takes_listed_prefix() {
+    let workspace = Workspace::with_certs();
+    rotate_ca(&workspace, &[]);
+    workspace.cert_ok(&["create-node", "localhost", "127.0.0.1", "--overwrite"]);
+    let fingerprints = ca_fingerprints(&workspace);
+    let listed = common::cert_list(&workspace.certs);
+    let old_prefix = &fingerprints[1][..16];
+    assert!(stdout(&listed).contains(old_prefix), "{}", stdout(&listed));
+    let signer_row = stdout(&listed)
+        .lines()
+        .find(|line| line.contains(&fingerprints[0][..16]))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(signer_row.contains("signed node.crt"), "{signer_row}");
+    let certs_dir = format!("--certs-dir={}", workspace.certs.display());
+
+    let output = tumbler(&[
+        "cert",
+        "remove-ca",
+        &certs_dir,
+        &format!("--fingerprint={old_prefix}"),
+    ]);
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(ca_fingerprints(&workspace), [fingerprints[0].clone()]);
+}
+
+#[test]
+fn remove_ca_rejects_short_prefix() {
+    let workspace = Workspace::with_certs();
+    let certs_dir = format!("--certs-dir={}", workspace.certs.display());
+
+    let output = tumbler(&["cert", "remove-ca", &certs_dir, "--fingerprint=AB"]);
+
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("too short"), "{}", stderr(&output));
 }
 
 #[test]

@@ -36,6 +36,8 @@ pub(crate) fn run(certs_dir: &Path, format: Format) -> anyhow::Result<ExitCode> 
     }
     // The chain checks of start-up and reload, so the list flags what the node would reject.
     let chain_errors = tumbler_pki::node_certs::chain_errors(&scan, now);
+    let node_issuer =
+        tumbler_pki::node_certs::node_issuer(&scan, now).map(|issuer| issuer.fingerprint_sha256);
     let rows: Vec<Row<'_>> = scan
         .entries
         .iter()
@@ -46,13 +48,25 @@ pub(crate) fn run(certs_dir: &Path, format: Format) -> anyhow::Result<ExitCode> 
             rows(entry, chain_error, now)
         })
         .collect();
+    let notes_of = |row: &Row<'_>| {
+        let mut text = notes(row);
+        let signed_node = row.entry.usage == CertUsage::Ca
+            && row.cert.map(|cert| &cert.fingerprint_sha256) == node_issuer.as_ref();
+        if signed_node {
+            text.push_str("; signed node.crt");
+        }
+        text
+    };
     match format {
         Format::Table => {
             println!("Certificate directory: {}", certs_dir.display());
-            print_table(&rows);
+            print_table(&rows, notes_of);
         }
         Format::Json => {
-            let values: Vec<serde_json::Value> = rows.iter().map(row_json).collect();
+            let values: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|row| row_json(row, notes_of(row)))
+                .collect();
             println!("{}", serde_json::to_string_pretty(&values)?);
         }
     }
@@ -133,8 +147,10 @@ fn notes(row: &Row<'_>) -> String {
     };
     let mut notes = match &row.entry.usage {
         CertUsage::Ca | CertUsage::ClientCa => {
+            // The fingerprint prefix tells CAs of the same name apart and is what remove-ca takes.
+            let prefix = cert.fingerprint_sha256.get(..16).unwrap_or_default();
             format!(
-                "certificate {} of {}",
+                "certificate {} of {}; SHA-256 {prefix}...",
                 row.position + 1,
                 row.entry.certs.len()
             )
@@ -150,7 +166,7 @@ fn addresses(cert: &CertInfo) -> Vec<String> {
     cert.sans.iter().map(ToString::to_string).collect()
 }
 
-fn print_table(rows: &[Row<'_>]) {
+fn print_table(rows: &[Row<'_>], notes: impl Fn(&Row<'_>) -> String) {
     let header = [
         "Usage",
         "Certificate File",
@@ -192,7 +208,7 @@ fn print_table(rows: &[Row<'_>]) {
     }
 }
 
-fn row_json(row: &Row<'_>) -> serde_json::Value {
+fn row_json(row: &Row<'_>, notes: String) -> serde_json::Value {
     let user = match &row.entry.usage {
         CertUsage::Client(user) => Some(user.clone()),
         _ => None,
@@ -202,7 +218,7 @@ fn row_json(row: &Row<'_>) -> serde_json::Value {
         "certificateFile": file_name(&row.entry.cert_path),
         "keyFile": row.entry.key_path.as_deref().map(file_name),
         "expires": row.cert.map(|cert| format_time(cert.not_after)),
-        "notes": notes(row),
+        "notes": notes,
         "user": user,
         "subject": row.cert.map(|cert| cert.subject.clone()),
         "serial": row.cert.map(CertInfo::serial_hex),

@@ -304,6 +304,17 @@ pub fn spawn_node(certs: &Path, scratch: &Path) -> Spawned {
 
 /// Spawns `tumbler start` with extra flags without waiting for it.
 pub fn spawn_node_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Spawned {
+    spawn_node_configured(certs, scratch, flags, &[])
+}
+
+/// Spawns `tumbler start` with extra flags and environment variables, both listeners on port 0,
+/// without waiting for it.
+fn spawn_node_configured(
+    certs: &Path,
+    scratch: &Path,
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> Spawned {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let log = scratch.join(format!("node-{id}.log"));
@@ -320,6 +331,7 @@ pub fn spawn_node_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Spawned 
         .arg("--http-addr=127.0.0.1:0")
         .arg(format!("--listening-addrs-file={}", addrs_file.display()))
         .args(flags)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
@@ -653,34 +665,8 @@ impl Node {
 }
 
 /// Spawns `tumbler start` on port 0 with extra environment variables without waiting for it.
-/// Its log is `node-env-ID.log` and its addresses file `node-env-ID.addrs`.
 pub fn spawn_node_with_env(certs: &Path, scratch: &Path, env: &[(&str, &str)]) -> Spawned {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let log = scratch.join(format!("node-env-{id}.log"));
-    let addrs_file = log.with_extension("addrs");
-    let log_file = std::fs::File::create(&log).expect("create node log");
-    let child = Command::new(tumbler_bin())
-        .arg("start")
-        .arg(format!("--certs-dir={}", certs.display()))
-        .arg(format!(
-            "--store={}",
-            scratch.join(format!("store-env-{id}")).display()
-        ))
-        .arg("--listen-addr=127.0.0.1:0")
-        .arg("--http-addr=127.0.0.1:0")
-        .arg(format!("--listening-addrs-file={}", addrs_file.display()))
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("start node");
-    Spawned {
-        child,
-        log,
-        addrs_file,
-    }
+    spawn_node_configured(certs, scratch, &[], env)
 }
 
 /// Runs `tumbler cert list --format=json` and returns its exit code and rows.

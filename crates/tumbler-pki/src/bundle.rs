@@ -13,19 +13,18 @@ use crate::node_certs::{BOTH_USAGES, CLIENT, verify_chain};
 use crate::pem::encode_block;
 use crate::scan::{Problem, parse_certificates};
 
-/// Fewest hex digits of a fingerprint prefix that `remove_ca` accepts.
+/// Minimum number of hex digits in a fingerprint prefix that `remove_ca` accepts.
 pub const MIN_FINGERPRINT_PREFIX: usize = 16;
 
 /// Removes the certificate whose SHA-256 fingerprint is `fingerprint` from `ca.crt`, or from
-/// `ca-client.crt` when `ca.crt` does not hold it.
+/// `ca-client.crt` when `ca.crt` does not contain it.
 ///
 /// The fingerprint may be written in upper or lower case, with or without colons, and may be
 /// shortened to a prefix of at least [`MIN_FINGERPRINT_PREFIX`] hex digits that only one
-/// certificate has (`cert list` shows such prefixes). Unless
-/// `force` is set, the command refuses to remove the CA that signed the current `node.crt`
-/// (for `ca.crt`) or `client.node.crt` (for `ca-client.crt`), because the node could then no
-/// longer prove its identity to peers that trust the new bundle; it also refuses to remove the
-/// last certificate.
+/// certificate has (`cert list` shows such prefixes). Unless `force` is set, the command
+/// refuses to remove the CA that signed the current `node.crt` (for `ca.crt`) or
+/// `client.node.crt` (for `ca-client.crt`). Without that CA the node could no longer prove its
+/// identity to peers that trust the new bundle. It also refuses to remove the last certificate.
 ///
 /// # Errors
 ///
@@ -101,7 +100,7 @@ fn remove_at(
     };
     if certs.len() == 1 {
         return Err(CreateError::InvalidInput(format!(
-            "{} holds only this certificate; removing it would leave no trusted CA",
+            "{} contains only this certificate; removing it would leave no trusted CA",
             path.display()
         )));
     }

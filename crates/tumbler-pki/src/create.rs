@@ -88,7 +88,7 @@ pub enum CreateError {
         requested: String,
         /// The CA's expiry.
         ca_expires: String,
-        /// The longest lifetime that fits, as a `--lifetime` value.
+        /// The maximum lifetime that fits, as a `--lifetime` value.
         max_lifetime: String,
     },
     /// A value given on the command line is invalid.
@@ -511,7 +511,7 @@ fn random_serial() -> Result<SerialNumber, CreateError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-/// The longest whole-unit `--lifetime` value that fits in `remaining`: hours when at least one
+/// The maximum whole-unit `--lifetime` value that fits in `remaining`: hours when at least one
 /// hour is left, seconds otherwise.
 fn max_lifetime(remaining: Duration) -> String {
     if remaining.whole_hours() >= 1 {

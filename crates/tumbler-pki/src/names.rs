@@ -108,7 +108,7 @@ impl PairPaths {
 ///
 /// # Errors
 ///
-/// Returns a message naming the value when it is empty, longer than 63 bytes, or holds a
+/// Returns a message naming the value when it is empty, longer than 63 bytes, or contains a
 /// character other than letters, digits, `_`, `.` and `-`.
 pub fn normalize_user(user: &str) -> Result<String, String> {
     let normalized = user.to_lowercase();

@@ -71,10 +71,10 @@ impl NodeCerts {
         Self::from_scan(scan, now)
     }
 
-    /// Checks a scan: `ca.crt` and the node pair are valid and `node.crt` verifies against
-    /// `ca.crt` for both server and client authentication; `ui.crt`, when present, verifies
-    /// for server authentication; `client.node.crt`, when present, verifies against the client
-    /// CA (`ca-client.crt`, else `ca.crt`) for client authentication.
+    /// Checks a scan. `ca.crt` and the node pair must be valid, and `node.crt` must verify
+    /// against `ca.crt` for both server and client authentication. `ui.crt`, when present, must
+    /// verify for server authentication. `client.node.crt`, when present, must verify against
+    /// the client CA (`ca-client.crt`, else `ca.crt`) for client authentication.
     ///
     /// # Errors
     ///

@@ -88,12 +88,12 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node and waits until `/health` answers.
+    /// Starts a node and waits until `/health` responds.
     pub fn start(certs: &Path, scratch: &Path) -> Self {
         Self::start_with(certs, scratch, &[])
     }
 
-    /// Starts a node with extra `tumbler start` flags and waits until `/health` answers. The
+    /// Starts a node with extra `tumbler start` flags and waits until `/health` responds. The
     /// node binds port 0 and reports the ports the kernel gave it, so parallel tests never
     /// race for a port.
     pub fn start_with(certs: &Path, scratch: &Path, flags: &[&str]) -> Self {
@@ -585,7 +585,7 @@ impl ReloadHarness {
         }
     }
 
-    /// Stops the load and reports it; the long-lived session must still answer.
+    /// Stops the load and reports it; the long-lived session must still respond.
     pub fn finish(&mut self) -> LoadReport {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let (connections_ok, connection_errors) = self

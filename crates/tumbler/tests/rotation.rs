@@ -181,6 +181,17 @@ fn node_starts_on_cockroach_fixtures() {
         let mode = if name.ends_with(".key") { 0o600 } else { 0o644 };
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
+    let listed = common::cert_list(&workspace.certs);
+    assert!(
+        listed.status.success(),
+        "cert list failed: {}",
+        stdout(&listed)
+    );
+    assert!(
+        stdout(&listed).contains("user: root"),
+        "{}",
+        stdout(&listed)
+    );
     let node = workspace.start_node();
 
     let output = node.psql("root", "SELECT 'cockroach certs'");

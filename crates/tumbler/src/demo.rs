@@ -6,7 +6,6 @@
 //! SIGHUP, new leaves, SIGHUP). The workload's new connections pick up rotated files through
 //! [`ClientCertReloader`]; open connections keep working throughout.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -49,15 +48,15 @@ struct Stats {
     connections_refused: AtomicU64,
 }
 
-/// Paths and ports of the demo's node.
+/// Paths of the demo's folders and files.
 #[derive(Debug)]
 struct Layout {
     root: PathBuf,
     certs: PathBuf,
     ca_key: PathBuf,
     store: PathBuf,
-    sql_port: u16,
-    http_port: u16,
+    /// Where the node writes the ports the kernel gave its listeners.
+    addrs_file: PathBuf,
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -67,8 +66,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         certs: root.join("certs"),
         ca_key: root.join("my-safe-directory").join("ca.key"),
         store: root.join("data"),
-        sql_port: free_port()?,
-        http_port: free_port()?,
+        addrs_file: root.join("node.addrs"),
         root,
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -86,11 +84,12 @@ async fn demo(layout: &Layout, keep: bool) -> anyhow::Result<ExitCode> {
     step("Start a node");
     let mut node = start_node(layout)?;
     let pid = node.id();
-    let status = StatusClient::new(layout);
+    let ports = wait_for_ports(layout, &mut node).await?;
+    let status = StatusClient::new(layout, ports.http);
     wait_until_ready(&status, &mut node).await?;
     println!(
         "node PID {pid}, SQL on 127.0.0.1:{}, admin on https://127.0.0.1:{}",
-        layout.sql_port, layout.http_port
+        ports.sql, ports.http
     );
     print_served(&status).await?;
 
@@ -98,7 +97,7 @@ async fn demo(layout: &Layout, keep: bool) -> anyhow::Result<ExitCode> {
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let reloader = Arc::new(ClientCertReloader::new(&layout.certs, APP_USER));
-    let workload = start_workload(layout, reloader.clone(), stats.clone(), stop.clone()).await?;
+    let workload = start_workload(ports.sql, reloader.clone(), stats.clone(), stop.clone()).await?;
     println!(
         "{SESSIONS} sessions issuing SQL, plus a new connection every {NEW_CONNECTION_PAUSE:?}"
     );
@@ -153,7 +152,7 @@ async fn demo(layout: &Layout, keep: bool) -> anyhow::Result<ExitCode> {
         println!(
             "psql \"host=localhost port={} user=root dbname=defaultdb sslmode=verify-full \
              sslrootcert={certs}/ca.crt sslcert={certs}/client.root.crt sslkey={certs}/client.root.key\"",
-            layout.sql_port,
+            ports.sql,
             certs = layout.certs.display()
         );
     } else {
@@ -173,11 +172,6 @@ async fn demo(layout: &Layout, keep: bool) -> anyhow::Result<ExitCode> {
 fn step(title: &str) {
     println!();
     println!("== {title}");
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Runs `tumbler cert ...` with the demo's folders, echoing the command as an operator types it.
@@ -217,13 +211,48 @@ fn start_node(layout: &Layout) -> anyhow::Result<Child> {
         .arg("start")
         .arg(format!("--certs-dir={}", layout.certs.display()))
         .arg(format!("--store={}", layout.store.display()))
-        .arg(format!("--listen-addr=127.0.0.1:{}", layout.sql_port))
-        .arg(format!("--http-addr=127.0.0.1:{}", layout.http_port))
+        .arg("--listen-addr=127.0.0.1:0")
+        .arg("--http-addr=127.0.0.1:0")
+        .arg(format!(
+            "--listening-addrs-file={}",
+            layout.addrs_file.display()
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .context("starting the node failed")
+}
+
+/// The ports the node's listeners were given.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    sql: u16,
+    http: u16,
+}
+
+/// Waits until the node reports the ports it bound (it listens on port 0, so no other program
+/// can take its port between the choice and the bind).
+async fn wait_for_ports(layout: &Layout, node: &mut Child) -> anyhow::Result<Ports> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(exit) = node.try_wait()? {
+            bail!("the node exited during start-up ({exit}); see node.log in the demo folder");
+        }
+        if let Ok(text) = std::fs::read_to_string(&layout.addrs_file) {
+            let port = |key: &str| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(key))
+                    .and_then(|addr| addr.rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse().ok())
+            };
+            if let (Some(sql), Some(http)) = (port("sql="), port("http=")) {
+                return Ok(Ports { sql, http });
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the node did not report its listening ports within 20 s")
 }
 
 async fn wait_until_ready(status: &StatusClient, node: &mut Child) -> anyhow::Result<()> {
@@ -254,12 +283,12 @@ fn stop_node(node: &mut Child) -> anyhow::Result<()> {
 }
 
 async fn start_workload(
-    layout: &Layout,
+    sql_port: u16,
     reloader: Arc<ClientCertReloader>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinSet<()>> {
-    let config = connection_config(layout.sql_port);
+    let config = connection_config(sql_port);
     let setup = connect(&config, &reloader)
         .await
         .context("the workload cannot connect")?;
@@ -391,9 +420,9 @@ struct StatusClient {
 }
 
 impl StatusClient {
-    fn new(layout: &Layout) -> Self {
+    fn new(layout: &Layout, http_port: u16) -> Self {
         Self {
-            admin: AdminClient::new(&layout.certs, "127.0.0.1", layout.http_port),
+            admin: AdminClient::new(&layout.certs, "127.0.0.1", http_port),
         }
     }
 

@@ -175,6 +175,13 @@ fn local_addr(listener: &TcpListener) -> String {
     )
 }
 
+/// Locks `mutex`, taking the value even if a thread panicked while holding it. Every value
+/// guarded this way changes by one assignment, insert or removal at a time, so a panic cannot
+/// leave it inconsistent.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 fn log_generation(published: &Published) {
     if tumbler_pki::files::skip_key_permission_check() {
         tracing::warn!(

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::lock;
 use time::OffsetDateTime;
 use tumbler_tls::{Published, ReloadableTls};
 
@@ -234,8 +235,4 @@ fn log_outcome(outcome: &ReloadOutcome) {
             "certificate reload failed, still serving the previous certificates"
         ),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

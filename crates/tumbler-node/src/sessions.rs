@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::lock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
@@ -110,8 +111,4 @@ fn client_verifier(published: &Published) -> Result<Arc<dyn ClientCertVerifier>,
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tumbler_tls::provider())
         .build()
         .map_err(|error| error.to_string())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

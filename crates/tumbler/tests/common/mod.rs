@@ -346,18 +346,7 @@ fn spawn_node_configured(
 
 /// Runs `tumbler start` expecting it to fail, and returns its exit status and stderr.
 pub fn start_expecting_failure(certs: &Path, scratch: &Path) -> (std::process::ExitStatus, String) {
-    let Spawned { mut child, log, .. } = spawn_node(certs, scratch);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().expect("query child") {
-            return (status, std::fs::read_to_string(log).unwrap_or_default());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("node kept running on invalid certificates");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    spawn_and_wait_exit(certs, scratch, &[])
 }
 
 pub fn served_serial(port: u16, extra: &[&str]) -> String {

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tumbler_pki::CertInfo;
 use tumbler_tls::ReloadableTls;
 
+use crate::ACCEPT_ERROR_PAUSE;
 use crate::rejections::RejectionLog;
 use crate::reload::Reloader;
 use crate::status::CertificatesResponse;
@@ -43,6 +44,9 @@ pub(crate) async fn serve(listener: TcpListener, tls: Arc<ReloadableTls>, reload
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accepting an admin connection failed");
+                // Out of file descriptors and similar errors persist for a while, so
+                // pause rather than spin on them.
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };

@@ -175,6 +175,9 @@ fn local_addr(listener: &TcpListener) -> String {
     )
 }
 
+/// How long a listener waits after a failed `accept` before it tries again.
+pub(crate) const ACCEPT_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Locks `mutex`, taking the value even if a thread panicked while holding it. Every value
 /// guarded this way changes by one assignment, insert or removal at a time, so a panic cannot
 /// leave it inconsistent.

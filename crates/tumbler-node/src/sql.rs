@@ -22,6 +22,7 @@ use tumbler_pki::names::normalize_user;
 use tumbler_sql::{QueryHandler, Store};
 use tumbler_tls::ReloadableTls;
 
+use crate::ACCEPT_ERROR_PAUSE;
 use crate::rejections::RejectionLog;
 use crate::sessions::{Session, Sessions};
 
@@ -48,6 +49,9 @@ pub(crate) async fn serve(
             Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "accepting a SQL connection failed");
+                // Out of file descriptors and similar errors persist for a while, so
+                // pause rather than spin on them.
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 continue;
             }
         };

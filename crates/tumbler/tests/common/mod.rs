@@ -236,8 +236,9 @@ impl Node {
         served_serial(self.http_port, &[])
     }
 
-    /// `GET /_status/certificates/local` with curl and root's client certificate.
-    pub fn status(&self) -> serde_json::Value {
+    /// `GET path` on the admin port with curl and root's client certificate; fails the test
+    /// unless the response is a success.
+    pub fn root_get(&self, path: &str) -> Vec<u8> {
         let output = Command::new("curl")
             .args(["-sf", "--max-time", "5", "--cacert"])
             .arg(self.certs.join("ca.crt"))
@@ -245,18 +246,21 @@ impl Node {
             .arg(self.certs.join("client.root.crt"))
             .arg("--key")
             .arg(self.certs.join("client.root.key"))
-            .arg(format!(
-                "https://127.0.0.1:{}/_status/certificates/local",
-                self.http_port
-            ))
+            .arg(format!("https://127.0.0.1:{}{path}", self.http_port))
             .output()
             .expect("run curl");
         assert!(
             output.status.success(),
-            "status API failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "GET {path} failed: {}",
+            stderr(&output)
         );
-        serde_json::from_slice(&output.stdout).expect("status API returns JSON")
+        output.stdout
+    }
+
+    /// `GET /_status/certificates/local` as root, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let body = self.root_get("/_status/certificates/local");
+        serde_json::from_slice(&body).expect("status API returns JSON")
     }
 
     /// The certificates of one type in the status API.
@@ -632,24 +636,9 @@ impl Node {
             .is_ok_and(|output| output.status.success())
     }
 
-    /// `GET /_status/vars` with root's client certificate: the metrics in Prometheus text form.
+    /// `GET /_status/vars` as root: the metrics in Prometheus text form.
     pub fn metrics(&self) -> String {
-        let output = Command::new("curl")
-            .args(["-sf", "--max-time", "5", "--cacert"])
-            .arg(self.certs.join("ca.crt"))
-            .arg("--cert")
-            .arg(self.certs.join("client.root.crt"))
-            .arg("--key")
-            .arg(self.certs.join("client.root.key"))
-            .arg(format!("https://127.0.0.1:{}/_status/vars", self.http_port))
-            .output()
-            .expect("run curl");
-        assert!(
-            output.status.success(),
-            "metrics endpoint failed: {}",
-            stderr(&output)
-        );
-        stdout(&output)
+        String::from_utf8_lossy(&self.root_get("/_status/vars")).into_owned()
     }
 }
 

@@ -1,4 +1,4 @@
-//! Building a generation of certificates and TLS configs, checked before any listener sees it.
+//! Building a generation of certificates and TLS configs, checked before any listener uses it.
 
 use std::path::PathBuf;
 

@@ -47,7 +47,7 @@ pub struct CertInfo {
     pub not_after: OffsetDateTime,
     /// DNS and IP subject alternative names, DNS names first.
     pub sans: Vec<San>,
-    /// Whether basic constraints say CA:TRUE.
+    /// Whether basic constraints set CA:TRUE.
     pub is_ca: bool,
     /// Key usage names (`DigitalSignature`, `CertSign`, ...).
     pub key_usage: Vec<String>,

@@ -85,7 +85,7 @@ pub enum PemError {
 ///
 /// # Errors
 ///
-/// Returns a [`PemError`] that says where the framing or encoding is wrong.
+/// Returns a [`PemError`] that names where the framing or encoding is wrong.
 pub fn parse_blocks(bytes: &[u8]) -> Result<Vec<PemBlock>, PemError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(PemError::Empty);
@@ -176,11 +176,11 @@ fn malformed(offset: usize, line: &[u8]) -> PemError {
 }
 
 /// Decodes one block's text with `PemObject`. The block is rebuilt from its trimmed lines under
-/// a label rustls knows, so the decoder sees the same lines this module framed: a tab after a
-/// marker is whitespace, and a `\r` inside a line, which the decoder would treat as a line
-/// break that could hide a second END marker, is rejected. Labels rustls does not know (for
-/// example `EC PARAMETERS` or `ENCRYPTED PRIVATE KEY`) are decoded the same way and kept, so
-/// the caller can say what they are.
+/// a label rustls decodes, so the decoder reads the same lines this module framed. A tab after
+/// a marker is therefore whitespace. A `\r` inside a line is rejected, because the decoder would
+/// treat it as a line break that could hide a second END marker. Labels rustls does not decode
+/// (for example `EC PARAMETERS` or `ENCRYPTED PRIVATE KEY`) are decoded the same way and kept,
+/// so the caller can name them.
 fn decode_block(
     text: &[u8],
     label: &str,

@@ -55,7 +55,7 @@ struct Layout {
     certs: PathBuf,
     ca_key: PathBuf,
     store: PathBuf,
-    /// Where the node writes the ports the kernel gave its listeners.
+    /// File the node writes the ports of its listeners to.
     addrs_file: PathBuf,
 }
 

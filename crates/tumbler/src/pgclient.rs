@@ -1,6 +1,6 @@
 //! A tokio-postgres TLS connector whose client certificate and CA follow the files on disk.
 //!
-//! Each new connection asks [`ClientCertReloader`] for the current config, so a rotated
+//! Each new connection takes the current config from [`ClientCertReloader`], so a rotated
 //! `client.<user>.crt` or `ca.crt` is used from the next connection on, without restarting the
 //! client. Open connections keep the config they were made with.
 

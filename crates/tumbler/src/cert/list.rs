@@ -147,7 +147,7 @@ fn notes(row: &Row<'_>) -> String {
     };
     let mut notes = match &row.entry.usage {
         CertUsage::Ca | CertUsage::ClientCa => {
-            // The fingerprint prefix tells CAs of the same name apart and is what remove-ca takes.
+            // The fingerprint prefix distinguishes CAs of the same name, and remove-ca accepts it.
             let prefix = cert.fingerprint_sha256.get(..16).unwrap_or_default();
             format!(
                 "certificate {} of {}; SHA-256 {prefix}...",
